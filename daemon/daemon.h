@@ -1,0 +1,37 @@
+/*
+ * daemon.h - wiring between scepd's main.c, the SCEP HTTP front end
+ * (http.c) and the admin API (admin_api.c).
+ */
+#ifndef SCEPD_DAEMON_H
+#define SCEPD_DAEMON_H
+
+#include <stddef.h>
+
+#include "scepd/err.h"
+#include "scepd/service.h"
+
+struct scep_http;
+struct scep_admin;
+
+struct scep_http_opts {
+    const char *listen;   /* "ADDR:PORT", "[v6]:PORT" */
+    unsigned threads;     /* 0: one per core */
+    unsigned conn_limit;  /* open connections in all */
+    unsigned per_ip_limit;
+    unsigned timeout_s;   /* idle/slow connection timeout */
+    size_t mem_limit;     /* per-connection memory: headers and URL */
+};
+
+/* Start serving SCEP for svc (borrowed, must outlive the server). */
+enum scep_err scep_http_start(struct scep_service *svc, const struct scep_http_opts *o,
+                              struct scep_http **out, char *errbuf, size_t errlen) SCEP_WUR;
+/* The port actually bound (useful with port 0). */
+unsigned scep_http_port(const struct scep_http *h);
+void scep_http_stop(struct scep_http *h);
+
+/* The admin API on DIR/admin.sock, authenticated by DIR/admin.token. */
+enum scep_err scep_admin_start(struct scep_service *svc, const char *datadir,
+                               struct scep_admin **out, char *errbuf, size_t errlen) SCEP_WUR;
+void scep_admin_stop(struct scep_admin *a);
+
+#endif

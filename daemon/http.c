@@ -1,0 +1,417 @@
+/*
+ * http.c - SCEP over HTTP on libmicrohttpd (RFC 8894 §4.1).
+ *
+ * Routes on the query string, not the path: /scep, /scep/<endpoint>, each
+ * with an optional trailing /pkiclient.exe (Windows appends it), plus
+ * /cgi-bin/pkiclient.exe and the NDES path /certsrv/mscep/mscep.dll.
+ * The raw request-target is taken from the URI log callback so that the
+ * GET message= value is decoded by our own quirk-aware decoder (query.h),
+ * never by a form decoder that turns '+' into a space (digest P4).
+ * Limits are explicit: body cap, per-connection memory (headers + URL),
+ * connection count, per-IP connections, timeout.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "daemon.h"
+#include "scepd/buf.h"
+#include "scepd/log.h"
+#include "scepd/pkimsg.h"
+#include "scepd/query.h"
+
+#define MAX_URI 65536
+
+struct scep_http {
+    struct MHD_Daemon *d;
+    struct scep_service *svc;
+    unsigned port;
+};
+
+struct req {
+    char *uri; /* raw request-target */
+    struct scep_buf *body;
+    struct timespec t0;
+    int started;
+    int overflow;
+};
+
+static void *
+uri_cb(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct req *r = calloc(1, sizeof(*r));
+    size_t n;
+
+    (void)cls;
+    (void)c;
+    if (r == NULL)
+        return NULL;
+    clock_gettime(CLOCK_MONOTONIC, &r->t0);
+    n = strnlen(uri, MAX_URI + 1);
+    if (n <= MAX_URI)
+        r->uri = strndup(uri, n);
+    return r;
+}
+
+static void
+completed_cb(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode t)
+{
+    struct req *r = *req_cls;
+
+    (void)cls;
+    (void)c;
+    (void)t;
+    if (r == NULL)
+        return;
+    free(r->uri);
+    scep_buf_free(r->body);
+    free(r);
+    *req_cls = NULL;
+}
+
+static enum MHD_Result
+send_reply(struct MHD_Connection *c, int status, const char *ctype, const void *body, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret;
+
+    if (resp == NULL)
+        return MHD_NO;
+    if (ctype != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+    ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void
+peer_text(struct MHD_Connection *c, char *buf, size_t len)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+
+    snprintf(buf, len, "-");
+    if (sa == NULL)
+        return;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
+                  (socklen_t)len);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
+                  (socklen_t)len);
+}
+
+/*
+ * Endpoint name from the path, or -1 when the path is not a SCEP path.
+ * *name points into path (not terminated), *nlen 0 means the default.
+ */
+static int
+route(const char *path, size_t plen, const char **name, size_t *nlen)
+{
+    static const char suffix[] = "/pkiclient.exe";
+    size_t slen = sizeof(suffix) - 1;
+
+    *name = NULL;
+    *nlen = 0;
+    while (plen > 1 && path[plen - 1] == '/')
+        plen--;
+    if (plen >= slen && memcmp(path + plen - slen, suffix, slen) == 0)
+        plen -= slen;
+    if ((plen == 5 && memcmp(path, "/scep", 5) == 0) ||
+        (plen == 8 && memcmp(path, "/cgi-bin", 8) == 0) || plen == 0 ||
+        (plen == 24 && memcmp(path, "/certsrv/mscep/mscep.dll", 24) == 0) ||
+        (plen == 14 && memcmp(path, "/certsrv/mscep", 14) == 0))
+        return 0;
+    if (plen > 6 && memcmp(path, "/scep/", 6) == 0) {
+        size_t i;
+        for (i = 6; i < plen; i++) {
+            char ch = path[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                  ch == '-' || ch == '_' || ch == '.'))
+                return -1;
+        }
+        *name = path + 6;
+        *nlen = plen - 6;
+        return 0;
+    }
+    return -1;
+}
+
+static void
+log_request(struct MHD_Connection *c, const struct req *r, const char *method,
+            const struct scep_endpoint *ep, const char *op, const struct scep_result *res)
+{
+    struct timespec t1;
+    char peer[64], fi[16];
+    double ms;
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
+    peer_text(c, peer, sizeof(peer));
+    if (res->fail_info >= 0)
+        snprintf(fi, sizeof(fi), "%d", res->fail_info);
+    else
+        snprintf(fi, sizeof(fi), "-");
+    scep_log(res->http_status >= 500 ? SCEP_LOG_ERROR : SCEP_LOG_INFO, "http",
+             "request endpoint=%s op=%s method=%s msgtype=%d(%s) txid=%s status=%d pki=%s "
+             "failinfo=%s err=%s serial=%s peer=%s ms=%.2f",
+             ep != NULL ? ep->name : "-", op, method, res->msgtype,
+             res->msgtype >= 0 ? scep_msgtype_name(res->msgtype) : "-",
+             res->txid[0] ? res->txid : "-", res->http_status, res->pki_status, fi,
+             res->err != SCEP_OK ? scep_errname(res->err) : "-", res->serial[0] ? res->serial : "-",
+             peer, ms);
+}
+
+static enum MHD_Result
+handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+        const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
+{
+    struct scep_http *h = cls;
+    struct req *r = *req_cls;
+    struct scep_result res;
+    const struct scep_endpoint *ep = NULL;
+    const char *uri, *q, *name, *opv = NULL, *msgv = NULL;
+    char opname[32], esc[48];
+    size_t plen, qlen = 0, nlen, oplen = 0, msglen = 0;
+    int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+    int is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    int is_head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    enum MHD_Result ret;
+
+    (void)url;
+    (void)version;
+    memset(&res, 0, sizeof(res));
+    res.msgtype = -1;
+    res.fail_info = -1;
+    res.pki_status = "-";
+    if (r == NULL || r->uri == NULL)
+        return send_reply(c, MHD_HTTP_URI_TOO_LONG, "text/plain", "scepd: URI too long\n", 20);
+    if (!r->started) {
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        r->started = 1;
+        /* Refuse an announced oversize body before reading any of it (matrix T4). */
+        if (cl != NULL && strlen(cl) > 9) {
+            r->overflow = 1;
+        } else if (cl != NULL && (size_t)strtoul(cl, NULL, 10) > SCEP_MAX_MESSAGE) {
+            r->overflow = 1;
+        }
+        if (r->overflow) {
+            scep_service_http_error(SCEP_E_TOO_LARGE, &res);
+            log_request(c, r, method, NULL, "-", &res);
+            ret = send_reply(c, res.http_status, res.content_type, res.body, res.body_len);
+            scep_result_clear(&res);
+            return ret;
+        }
+        return MHD_YES;
+    }
+    if (*upload_size != 0) {
+        if (r->overflow) {
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        if (r->body == NULL && (r->body = scep_buf_new(SCEP_MAX_MESSAGE)) == NULL)
+            return MHD_NO;
+        if (scep_buf_put(r->body, upload_data, *upload_size) != SCEP_OK)
+            r->overflow = 1; /* chunked past the cap: drain, then answer 413 */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+
+    uri = r->uri;
+    q = strchr(uri, '?');
+    plen = q != NULL ? (size_t)(q - uri) : strlen(uri);
+    if (q != NULL) {
+        q++;
+        qlen = strlen(q);
+    }
+    if (r->overflow) {
+        scep_service_http_error(SCEP_E_TOO_LARGE, &res);
+        goto reply;
+    }
+    if (route(uri, plen, &name, &nlen) != 0 ||
+        (ep = scep_service_endpoint(h->svc, name, nlen)) == NULL || !ep->enabled) {
+        ep = NULL;
+        scep_service_http_error(SCEP_E_NOT_FOUND, &res);
+        goto reply;
+    }
+    if (q == NULL || scep_query_find(q, qlen, "operation", &opv, &oplen) != SCEP_OK) {
+        scep_service_http_error(SCEP_E_NO_OPERATION, &res);
+        goto reply;
+    }
+    if (scep_query_unescape(opv, oplen, opname, sizeof(opname)) != SCEP_OK) {
+        scep_service_http_error(SCEP_E_UNKNOWN_OPERATION, &res);
+        goto reply;
+    }
+    if (strcmp(opname, "GetCACaps") == 0 || strcmp(opname, "GetCACert") == 0) {
+        /* message= (a CA identifier; Windows sends "default") is accepted and ignored. */
+        if (!is_get && !is_head) {
+            scep_service_http_error(SCEP_E_METHOD, &res);
+            goto reply;
+        }
+        if (opname[5] == 'a')
+            scep_service_getcacaps(h->svc, ep, &res);
+        else
+            scep_service_getcacert(h->svc, ep, &res);
+    } else if (strcmp(opname, "PKIOperation") == 0) {
+        if (is_post) {
+            if (r->body == NULL || scep_buf_len(r->body) == 0) {
+                scep_service_http_error(SCEP_E_NO_MESSAGE, &res);
+                goto reply;
+            }
+            scep_service_pkioperation(h->svc, ep, scep_buf_ptr(r->body), scep_buf_len(r->body),
+                                      &res);
+        } else if (is_get) {
+            unsigned char *der = NULL;
+            size_t derlen = 0;
+            enum scep_err rc;
+            if (scep_query_find(q, qlen, "message", &msgv, &msglen) != SCEP_OK || msglen == 0) {
+                scep_service_http_error(SCEP_E_NO_MESSAGE, &res);
+                goto reply;
+            }
+            rc = scep_query_decode_message(msgv, msglen, SCEP_MAX_MESSAGE, &der, &derlen);
+            if (rc != SCEP_OK) {
+                scep_service_http_error(rc, &res);
+                goto reply;
+            }
+            scep_service_pkioperation(h->svc, ep, der, derlen, &res);
+            free(der);
+        } else {
+            scep_service_http_error(SCEP_E_METHOD, &res);
+            goto reply;
+        }
+    } else {
+        scep_service_http_error(SCEP_E_UNKNOWN_OPERATION, &res);
+    }
+reply:
+    if (opv != NULL && oplen > 0)
+        scep_log_escape(esc, sizeof(esc), opv, oplen);
+    else
+        snprintf(esc, sizeof(esc), "-");
+    log_request(c, r, method, ep, esc, &res);
+    ret = send_reply(c, res.http_status, res.content_type, res.body, res.body_len);
+    scep_result_clear(&res);
+    return ret;
+}
+
+static int
+parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    char host[128];
+    const char *colon;
+    unsigned long port;
+    char *end;
+    size_t hl;
+
+    memset(ss, 0, sizeof(*ss));
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (rb == NULL || rb[1] != ':')
+            return -1;
+        hl = (size_t)(rb - s - 1);
+        colon = rb + 1;
+        if (hl >= sizeof(host))
+            return -1;
+        memcpy(host, s + 1, hl);
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return -1;
+        hl = (size_t)(colon - s);
+        if (hl >= sizeof(host))
+            return -1;
+        memcpy(host, s, hl);
+    }
+    host[hl] = '\0';
+    port = strtoul(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || port > 65535)
+        return -1;
+    if (hl == 0)
+        snprintf(host, sizeof(host), "0.0.0.0");
+    {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+        if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+            a4->sin_family = AF_INET;
+            a4->sin_port = htons((uint16_t)port);
+            *sl = sizeof(*a4);
+            return 0;
+        }
+        if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+            a6->sin6_family = AF_INET6;
+            a6->sin6_port = htons((uint16_t)port);
+            *sl = sizeof(*a6);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+enum scep_err
+scep_http_start(struct scep_service *svc, const struct scep_http_opts *o, struct scep_http **out,
+                char *errbuf, size_t errlen)
+{
+    struct scep_http *h;
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD;
+    const union MHD_DaemonInfo *di;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = o->threads ? o->threads : (unsigned)(cores > 0 ? cores : 1);
+
+    *out = NULL;
+    if (parse_listen(o->listen, &ss, &sl) != 0) {
+        snprintf(errbuf, errlen, "--listen %s: write it as ADDR:PORT, e.g. 127.0.0.1:8080 or [::1]:8080",
+                 o->listen);
+        return SCEP_E_INVALID_ARG;
+    }
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if ((h = calloc(1, sizeof(*h))) == NULL)
+        return SCEP_E_NOMEM;
+    h->svc = svc;
+    h->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, o->conn_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        o->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->mem_limit,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_URI_LOG_CALLBACK, uri_cb, h,
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h, MHD_OPTION_END);
+    if (h->d == NULL) {
+        snprintf(errbuf, errlen,
+                 "--listen %s: cannot listen (address in use, not local, or a port below 1024 "
+                 "without root); choose another address or port",
+                 o->listen);
+        free(h);
+        return SCEP_E_IO;
+    }
+    di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di != NULL ? di->port : 0;
+    (void)sl;
+    *out = h;
+    return SCEP_OK;
+}
+
+unsigned
+scep_http_port(const struct scep_http *h)
+{
+    return h->port;
+}
+
+void
+scep_http_stop(struct scep_http *h)
+{
+    if (h == NULL)
+        return;
+    MHD_stop_daemon(h->d);
+    free(h);
+}

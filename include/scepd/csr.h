@@ -1,0 +1,50 @@
+/*
+ * csr.h - reading the PKCS#10 inside a PKCSReq/RenewalReq (RFC 8894 §3.3.1).
+ *
+ * Trusts: nothing; the CSR comes from the client.  Its values are only
+ * proposals for policy: nothing here decides what gets issued.
+ */
+#ifndef SCEPD_CSR_H
+#define SCEPD_CSR_H
+
+#include <stddef.h>
+
+#include <openssl/x509.h>
+
+#include "scepd/err.h"
+
+#define SCEP_MAX_CHALLENGE 1024
+
+/* Parse DER; every byte must be consumed.  *out owned by the caller. */
+enum scep_err scep_csr_parse(const unsigned char *der, size_t len, X509_REQ **out) SCEP_WUR;
+
+/* The self-signature verifies (X509_REQ_verify(...) == 1, never "!= 0"). */
+enum scep_err scep_csr_verify_self(X509_REQ *req) SCEP_WUR;
+
+/* Proof of possession for PKCSReq: the signer certificate's key is the CSR key. */
+enum scep_err scep_csr_check_pop(X509_REQ *req, X509 *signer) SCEP_WUR;
+
+/*
+ * Key policy: RSA 2048..8192 bits with an odd public exponent >= 65537, or
+ * EC on P-256 / P-384 / P-521 (named curves only).
+ */
+enum scep_err scep_csr_check_key(X509_REQ *req) SCEP_WUR;
+
+/*
+ * The challengePassword attribute (PKCS#9, any DirectoryString; Windows
+ * sends PrintableString), as UTF-8 in buf (terminated).  SCEP_E_NO_ENTRY
+ * when absent, SCEP_E_CSR_PARSE when malformed or repeated.  The caller
+ * wipes buf.
+ */
+enum scep_err scep_csr_challenge(X509_REQ *req, char *buf, size_t buflen, size_t *len) SCEP_WUR;
+
+/*
+ * SHA-256 of the CSR public key (SubjectPublicKeyInfo DER): the identity of
+ * a request's key in the store.
+ */
+enum scep_err scep_key_hash(EVP_PKEY *pkey, unsigned char out[32]) SCEP_WUR;
+
+/* The requested extensions, or NULL; owned by the caller. */
+STACK_OF(X509_EXTENSION) *scep_csr_extensions(X509_REQ *req);
+
+#endif

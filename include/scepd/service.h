@@ -1,0 +1,91 @@
+/*
+ * service.h - the SCEP operations of one installation, independent of HTTP:
+ * GetCACaps, GetCACert and PKIOperation turn request bytes into a reply
+ * (status, content type, body) plus the fields of the request's log line.
+ *
+ * The daemon wires these to libmicrohttpd; tests call them directly.
+ * Thread safety: after scep_service_open, every function may be called
+ * from many threads at once (endpoints are read-only; the store is safe).
+ */
+#ifndef SCEPD_SERVICE_H
+#define SCEPD_SERVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "scepd/challenge.h"
+#include "scepd/err.h"
+#include "scepd/store.h"
+
+/* Largest PKIOperation body accepted (POST body or decoded GET message). */
+#define SCEP_MAX_MESSAGE (256 * 1024)
+
+struct scep_endpoint {
+    int64_t id;
+    char name[SCEP_NAME_MAX];
+    int64_t ca_id;
+    X509 *ca_cert;
+    EVP_PKEY *ca_key;
+    X509 *ra_cert;
+    EVP_PKEY *ra_key;
+    X509 *reply_cert; /* signs CertReps: the RA, or the CA in the single-certificate form */
+    EVP_PKEY *reply_key;
+    unsigned char challenge_hash[32];
+    int has_challenge_hash;
+    int allow_des;
+    int advertise_post;
+    int validity_days;
+    int enabled;
+    int getcacert_single;
+    unsigned char *cacert_der; /* cached GetCACert body */
+    size_t cacert_len;
+    const char *cacert_type;
+    char caps[160]; /* cached GetCACaps body */
+    size_t caps_len;
+};
+
+struct scep_service;
+
+/*
+ * Load datadir: database, secret, every endpoint with its CA and RA.
+ * On failure errbuf says what and how to fix it.
+ */
+enum scep_err scep_service_open(const char *datadir, struct scep_service **out, char *errbuf,
+                                size_t errlen) SCEP_WUR;
+void scep_service_free(struct scep_service *svc);
+
+/* Endpoint by URL name; NULL/empty name is the default endpoint.  Borrowed. */
+const struct scep_endpoint *scep_service_endpoint(const struct scep_service *svc, const char *name,
+                                                  size_t len);
+struct scep_store *scep_service_store(const struct scep_service *svc);
+
+struct scep_result {
+    int http_status;
+    const char *content_type;
+    const unsigned char *body; /* owned (== owned) or borrowed from the endpoint */
+    size_t body_len;
+    unsigned char *owned;
+    /* For the log line: */
+    int msgtype;         /* -1 unknown / not a PKIOperation */
+    char txid[96];       /* escaped for logging */
+    const char *pki_status; /* "SUCCESS" "FAILURE" "PENDING" or "-" */
+    int fail_info;       /* -1 when none */
+    enum scep_err err;   /* why it failed, SCEP_OK otherwise */
+    char serial[48];     /* issued serial, or "" */
+};
+
+void scep_result_clear(struct scep_result *r);
+
+void scep_service_getcacaps(const struct scep_service *svc, const struct scep_endpoint *ep,
+                            struct scep_result *r);
+void scep_service_getcacert(const struct scep_service *svc, const struct scep_endpoint *ep,
+                            struct scep_result *r);
+void scep_service_pkioperation(const struct scep_service *svc, const struct scep_endpoint *ep,
+                               const unsigned char *der, size_t len, struct scep_result *r);
+/* A plain-text HTTP error reply for err (no CertRep possible). */
+void scep_service_http_error(enum scep_err err, struct scep_result *r);
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * store.h - persistence: CAs, endpoints, requests (transactions) and
+ * certificates.  SQLite today (store_sqlite.c); the PostgreSQL back end
+ * will implement the same functions.
+ *
+ * Durability contract: scep_store_commit_issuance() returns SCEP_OK only
+ * after the certificate and its request row are durably committed
+ * (SQLite synchronous=FULL); only then may the certificate leave the process.
+ * Thread safety: one store may be used from many threads at once.
+ */
+#ifndef SCEPD_STORE_H
+#define SCEPD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scepd/err.h"
+
+struct scep_store;
+
+#define SCEP_NAME_MAX 64
+#define SCEP_REF_MAX 256
+
+/*
+ * Open (create=1: create a new database and its schema; it must not exist).
+ * *out owned by the caller (scep_store_close).
+ */
+enum scep_err scep_store_open(const char *path, int create, struct scep_store **out) SCEP_WUR;
+void scep_store_close(struct scep_store *s);
+
+struct scep_ca_row {
+    int64_t id;
+    char name[SCEP_NAME_MAX];
+    unsigned char *cert_der; /* owned by the row: scep_ca_row_clear */
+    size_t cert_len;
+    char key_ref[SCEP_REF_MAX]; /* key file, relative to the data dir */
+};
+void scep_ca_row_clear(struct scep_ca_row *r);
+enum scep_err scep_store_add_ca(struct scep_store *s, const struct scep_ca_row *r, int64_t *id)
+    SCEP_WUR;
+enum scep_err scep_store_get_ca(struct scep_store *s, int64_t id, struct scep_ca_row *out) SCEP_WUR;
+
+struct scep_endpoint_row {
+    int64_t id;
+    char name[SCEP_NAME_MAX];
+    int64_t ca_id;
+    unsigned char *ra_cert_der; /* owned by the row */
+    size_t ra_cert_len;
+    char ra_key_ref[SCEP_REF_MAX];
+    char challenge_mode[16];         /* "static" */
+    unsigned char challenge_hash[32]; /* HMAC-SHA256 under the data dir's secret */
+    int has_challenge_hash;
+    char getcacert_format[16]; /* "chain" | "single" */
+    int allow_des;             /* accept single-DES requests (default 1) */
+    int advertise_post;        /* list POSTPKIOperation and SCEPStandard (default 1) */
+    int validity_days;
+    int enabled;
+};
+void scep_endpoint_row_clear(struct scep_endpoint_row *r);
+enum scep_err scep_store_add_endpoint(struct scep_store *s, const struct scep_endpoint_row *r,
+                                      int64_t *id) SCEP_WUR;
+typedef int (*scep_endpoint_cb)(void *arg, const struct scep_endpoint_row *row);
+/* Calls cb for every endpoint; cb returns non-zero to stop (SCEP_E_INTERNAL). */
+enum scep_err scep_store_each_endpoint(struct scep_store *s, scep_endpoint_cb cb, void *arg)
+    SCEP_WUR;
+
+enum scep_req_status {
+    SCEP_REQ_ISSUED = 1,
+    SCEP_REQ_PENDING,
+    SCEP_REQ_REJECTED,
+    SCEP_REQ_FAILED,
+};
+
+struct scep_request_row {
+    int64_t id;
+    int64_t endpoint_id;
+    unsigned char txid[256];
+    size_t txid_len;
+    unsigned char key_hash[32]; /* SHA-256 of the CSR's SubjectPublicKeyInfo */
+    unsigned char csr_hash[32]; /* SHA-256 of the CSR DER */
+    int msgtype;
+    enum scep_req_status status;
+    char serial[48]; /* lower-case hex, when issued */
+};
+
+/*
+ * The request of (endpoint, txid).  SCEP_E_NO_ENTRY when there is none.
+ * When issued and cert_der != NULL, *cert_der (malloc'ed) receives the
+ * certificate.
+ */
+enum scep_err scep_store_find_request(struct scep_store *s, int64_t endpoint_id,
+                                      const unsigned char *txid, size_t txid_len,
+                                      struct scep_request_row *out, unsigned char **cert_der,
+                                      size_t *cert_len) SCEP_WUR;
+
+struct scep_cert_row {
+    char serial[48];
+    int64_t ca_id;
+    int64_t endpoint_id;
+    const char *subject;
+    const char *sans;
+    char sha1[41];
+    char sha256[65];
+    int64_t not_before;
+    int64_t not_after;
+    const unsigned char *der;
+    size_t der_len;
+    const char *status; /* "valid" | "revoked" */
+    const unsigned char *txid;
+    size_t txid_len;
+};
+
+/*
+ * One durable transaction: the request row (status issued) and the
+ * certificate row.  SCEP_E_CONFLICT when (endpoint, txid) already exists
+ * (a concurrent duplicate won: re-read with find_request);
+ * SCEP_E_EXISTS when the serial exists (draw a new one);
+ * SCEP_E_STORE / SCEP_E_STORE_BUSY on database faults (nothing committed).
+ */
+enum scep_err scep_store_commit_issuance(struct scep_store *s, const struct scep_request_row *req,
+                                         const unsigned char *csr_der, size_t csr_len,
+                                         const struct scep_cert_row *cert) SCEP_WUR;
+
+typedef int (*scep_cert_cb)(void *arg, const struct scep_cert_row *row);
+/* Every certificate, oldest first.  Borrowed row values live during the call. */
+enum scep_err scep_store_each_cert(struct scep_store *s, scep_cert_cb cb, void *arg) SCEP_WUR;
+
+/* Key-value settings of the installation ("schema_version", ...). */
+enum scep_err scep_store_get_meta(struct scep_store *s, const char *key, char *val, size_t vlen)
+    SCEP_WUR;
+enum scep_err scep_store_set_meta(struct scep_store *s, const char *key, const char *val) SCEP_WUR;
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * buf.c - capped byte buffer (see buf.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "scepd/buf.h"
+
+struct scep_buf {
+    unsigned char *d;
+    size_t len, alloc, cap;
+};
+
+struct scep_buf *
+scep_buf_new(size_t cap)
+{
+    struct scep_buf *b = calloc(1, sizeof(*b));
+
+    if (b != NULL)
+        b->cap = cap;
+    return b;
+}
+
+void
+scep_buf_free(struct scep_buf *b)
+{
+    if (b == NULL)
+        return;
+    if (b->d != NULL) {
+        OPENSSL_cleanse(b->d, b->alloc);
+        free(b->d);
+    }
+    free(b);
+}
+
+enum scep_err
+scep_buf_put(struct scep_buf *b, const void *p, size_t n)
+{
+    size_t want;
+    unsigned char *nd;
+
+    if (n == 0)
+        return SCEP_OK;
+    if (n > b->cap || b->len > b->cap - n)
+        return SCEP_E_TOO_LARGE;
+    want = b->len + n;
+    if (want > b->alloc) {
+        size_t na = b->alloc ? b->alloc : 256;
+        while (na < want)
+            na = na > b->cap / 2 ? b->cap : na * 2;
+        /* Grow by copying so the old contents can be wiped. */
+        nd = malloc(na);
+        if (nd == NULL)
+            return SCEP_E_NOMEM;
+        if (b->d != NULL) {
+            memcpy(nd, b->d, b->len);
+            OPENSSL_cleanse(b->d, b->alloc);
+            free(b->d);
+        }
+        b->d = nd;
+        b->alloc = na;
+    }
+    memcpy(b->d + b->len, p, n);
+    b->len += n;
+    return SCEP_OK;
+}
+
+const unsigned char *
+scep_buf_ptr(const struct scep_buf *b)
+{
+    return b->d;
+}
+
+size_t
+scep_buf_len(const struct scep_buf *b)
+{
+    return b->len;
+}
+
+void
+scep_buf_reset(struct scep_buf *b)
+{
+    if (b->d != NULL)
+        OPENSSL_cleanse(b->d, b->alloc);
+    b->len = 0;
+}

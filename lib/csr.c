@@ -1,0 +1,177 @@
+/*
+ * csr.c - PKCS#10 parsing and checks (see csr.h).
+ *
+ * Must never: accept X509_REQ_verify() == -1 as success (matrix C16), or
+ * spend unbounded CPU on a hostile key (matrix C19: sizes and curves are
+ * checked before any operation on the key beyond the self-signature).
+ */
+#include <limits.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/obj_mac.h>
+#include <openssl/sha.h>
+
+#include "scepd/csr.h"
+
+enum scep_err
+scep_csr_parse(const unsigned char *der, size_t len, X509_REQ **out)
+{
+    const unsigned char *p = der;
+    X509_REQ *req;
+
+    *out = NULL;
+    if (len == 0 || len > INT_MAX)
+        return SCEP_E_CSR_PARSE;
+    req = d2i_X509_REQ(NULL, &p, (long)len);
+    if (req == NULL || p != der + len) {
+        X509_REQ_free(req);
+        ERR_clear_error();
+        return SCEP_E_CSR_PARSE;
+    }
+    *out = req;
+    return SCEP_OK;
+}
+
+enum scep_err
+scep_csr_check_key(X509_REQ *req)
+{
+    EVP_PKEY *pk = X509_REQ_get0_pubkey(req);
+    enum scep_err rc = SCEP_E_KEY_POLICY;
+    BIGNUM *e = NULL;
+    char curve[64];
+    size_t clen = 0;
+
+    if (pk == NULL)
+        return SCEP_E_CSR_PARSE;
+    switch (EVP_PKEY_get_base_id(pk)) {
+    case EVP_PKEY_RSA: {
+        int bits = EVP_PKEY_get_bits(pk);
+        if (bits < 2048 || bits > 8192)
+            break;
+        if (!EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e))
+            break;
+        if (!BN_is_odd(e) || BN_num_bits(e) < 17)
+            break;
+        rc = SCEP_OK;
+        break;
+    }
+    case EVP_PKEY_EC:
+        /* Named curves only: explicit parameters have no group name. */
+        if (!EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, curve, sizeof(curve),
+                                            &clen))
+            break;
+        if (strcmp(curve, "prime256v1") == 0 || strcmp(curve, "secp384r1") == 0 ||
+            strcmp(curve, "secp521r1") == 0 || strcmp(curve, "P-256") == 0 ||
+            strcmp(curve, "P-384") == 0 || strcmp(curve, "P-521") == 0)
+            rc = SCEP_OK;
+        break;
+    default:
+        break;
+    }
+    BN_free(e);
+    ERR_clear_error();
+    return rc;
+}
+
+enum scep_err
+scep_csr_verify_self(X509_REQ *req)
+{
+    EVP_PKEY *pk = X509_REQ_get0_pubkey(req);
+    int r;
+
+    if (pk == NULL)
+        return SCEP_E_CSR_SIGNATURE;
+    r = X509_REQ_verify(req, pk);
+    ERR_clear_error();
+    return r == 1 ? SCEP_OK : SCEP_E_CSR_SIGNATURE;
+}
+
+enum scep_err
+scep_csr_check_pop(X509_REQ *req, X509 *signer)
+{
+    EVP_PKEY *a = X509_REQ_get0_pubkey(req), *b = X509_get0_pubkey(signer);
+    int r;
+
+    if (a == NULL || b == NULL)
+        return SCEP_E_POP;
+    r = EVP_PKEY_eq(a, b);
+    ERR_clear_error();
+    return r == 1 ? SCEP_OK : SCEP_E_POP;
+}
+
+enum scep_err
+scep_csr_challenge(X509_REQ *req, char *buf, size_t buflen, size_t *len)
+{
+    int loc = X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, -1);
+    X509_ATTRIBUTE *a;
+    ASN1_TYPE *v;
+    unsigned char *utf8 = NULL;
+    int n;
+
+    *len = 0;
+    if (buflen > 0)
+        buf[0] = '\0';
+    if (loc < 0)
+        return SCEP_E_NO_ENTRY;
+    if (X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, loc) >= 0)
+        return SCEP_E_CSR_PARSE;
+    a = X509_REQ_get_attr(req, loc);
+    if (a == NULL || X509_ATTRIBUTE_count(a) != 1)
+        return SCEP_E_CSR_PARSE;
+    v = X509_ATTRIBUTE_get0_type(a, 0);
+    if (v == NULL)
+        return SCEP_E_CSR_PARSE;
+    switch (v->type) {
+    case V_ASN1_PRINTABLESTRING:
+    case V_ASN1_UTF8STRING:
+    case V_ASN1_IA5STRING:
+    case V_ASN1_T61STRING:
+    case V_ASN1_BMPSTRING:
+    case V_ASN1_UNIVERSALSTRING:
+        break;
+    default:
+        return SCEP_E_CSR_PARSE;
+    }
+    n = ASN1_STRING_to_UTF8(&utf8, v->value.asn1_string);
+    if (n < 0) {
+        ERR_clear_error();
+        return SCEP_E_CSR_PARSE;
+    }
+    if ((size_t)n >= buflen || memchr(utf8, 0, (size_t)n) != NULL) {
+        OPENSSL_clear_free(utf8, (size_t)n);
+        return SCEP_E_CSR_PARSE;
+    }
+    memcpy(buf, utf8, (size_t)n);
+    buf[n] = '\0';
+    *len = (size_t)n;
+    OPENSSL_clear_free(utf8, (size_t)n);
+    return SCEP_OK;
+}
+
+enum scep_err
+scep_key_hash(EVP_PKEY *pkey, unsigned char out[32])
+{
+    unsigned char *der = NULL;
+    int len = i2d_PUBKEY(pkey, &der);
+
+    if (len <= 0) {
+        ERR_clear_error();
+        return SCEP_E_INTERNAL;
+    }
+    SHA256(der, (size_t)len, out);
+    OPENSSL_free(der);
+    return SCEP_OK;
+}
+
+STACK_OF(X509_EXTENSION) *
+scep_csr_extensions(X509_REQ *req)
+{
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+
+    ERR_clear_error();
+    return exts;
+}

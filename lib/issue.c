@@ -1,0 +1,318 @@
+/*
+ * issue.c - build and sign end-entity certificates (see issue.h).
+ *
+ * Must never: copy an extension from the CSR wholesale, issue a serial that
+ * is not fresh CSPRNG output, or let notAfter pass the CA's notAfter.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "scepd/csr.h"
+#include "scepd/issue.h"
+
+#define SID_URI_PREFIX "tag:microsoft.com,2022-09-14:sid:"
+
+static int
+string_ok(const ASN1_STRING *s, size_t maxchars)
+{
+    unsigned char *u = NULL;
+    int n = ASN1_STRING_to_UTF8(&u, s);
+    int ok = n > 0 && memchr(u, 0, (size_t)n) == NULL;
+    size_t chars = 0;
+    int i;
+
+    for (i = 0; ok && i < n; i++) {
+        if ((u[i] & 0xc0) != 0x80)
+            chars++;
+        if (u[i] < 0x20 || u[i] == 0x7f)
+            ok = 0; /* control characters have no place in a name */
+    }
+    if (maxchars && chars > maxchars)
+        ok = 0;
+    OPENSSL_free(u);
+    ERR_clear_error();
+    return ok;
+}
+
+static GENERAL_NAMES *
+csr_sans(X509_REQ *req, int *err)
+{
+    STACK_OF(X509_EXTENSION) *exts = scep_csr_extensions(req);
+    GENERAL_NAMES *gns = NULL;
+    int crit = -1, idx = -1;
+
+    *err = 0;
+    if (exts == NULL)
+        return NULL;
+    gns = X509V3_get_d2i(exts, NID_subject_alt_name, &crit, &idx);
+    if (gns == NULL && crit != -1)
+        *err = 1; /* present but unparseable, or repeated */
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    ERR_clear_error();
+    return gns;
+}
+
+static int
+san_ok(const GENERAL_NAME *g)
+{
+    switch (g->type) {
+    case GEN_DNS:
+    case GEN_EMAIL:
+        return string_ok(g->d.ia5, 253);
+    case GEN_URI: {
+        const ASN1_STRING *s = g->d.uniformResourceIdentifier;
+        size_t plen = strlen(SID_URI_PREFIX);
+        if (!string_ok(s, 2048))
+            return 0;
+        /* A SID URI is a strong AD mapping: only an authorization may add it. */
+        if ((size_t)ASN1_STRING_length(s) >= plen &&
+            strncasecmp((const char *)ASN1_STRING_get0_data(s), SID_URI_PREFIX, plen) == 0)
+            return 0;
+        return 1;
+    }
+    case GEN_IPADD:
+        return ASN1_STRING_length(g->d.iPAddress) == 4 || ASN1_STRING_length(g->d.iPAddress) == 16;
+    default:
+        return 0; /* otherName (UPN), directoryName, ... come from policy only */
+    }
+}
+
+enum scep_err
+scep_issue_check_names(X509_REQ *req)
+{
+    const X509_NAME *subj = X509_REQ_get_subject_name(req);
+    GENERAL_NAMES *gns;
+    int i, err, nsan = 0;
+    enum scep_err rc = SCEP_E_NAME_POLICY;
+
+    for (i = 0; subj != NULL && i < X509_NAME_entry_count(subj); i++) {
+        const X509_NAME_ENTRY *e = X509_NAME_get_entry(subj, i);
+        int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
+        if (!string_ok(X509_NAME_ENTRY_get_data(e), nid == NID_commonName ? 64 : 256))
+            return SCEP_E_NAME_POLICY;
+    }
+    gns = csr_sans(req, &err);
+    if (err)
+        goto out;
+    for (i = 0; gns != NULL && i < sk_GENERAL_NAME_num(gns); i++) {
+        if (!san_ok(sk_GENERAL_NAME_value(gns, i)))
+            goto out;
+        nsan++;
+    }
+    if ((subj == NULL || X509_NAME_entry_count(subj) == 0) && nsan == 0)
+        goto out;
+    rc = SCEP_OK;
+out:
+    GENERAL_NAMES_free(gns);
+    return rc;
+}
+
+static int
+add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+{
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
+    int ok = ext != NULL && X509_add_ext(x, ext, -1);
+
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
+void
+scep_serial_hex(const X509 *x, char *buf, size_t buflen)
+{
+    const ASN1_INTEGER *s = X509_get0_serialNumber(x);
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    int i, n = ASN1_STRING_length(s);
+    const unsigned char *d = ASN1_STRING_get0_data(s);
+
+    for (i = 0; i < n && o + 3 <= buflen; i++) {
+        buf[o++] = hex[d[i] >> 4];
+        buf[o++] = hex[d[i] & 15];
+    }
+    if (buflen > 0)
+        buf[o < buflen ? o : buflen - 1] = '\0';
+}
+
+static void
+tohex(const unsigned char *d, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        out[2 * i] = hex[d[i] >> 4];
+        out[2 * i + 1] = hex[d[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void
+scep_cert_thumbprints(const X509 *x, char sha1[41], char sha256[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (X509_digest(x, EVP_sha1(), md, &n) == 1)
+        tohex(md, n, sha1);
+    else
+        sha1[0] = '\0';
+    if (X509_digest(x, EVP_sha256(), md, &n) == 1)
+        tohex(md, n, sha256);
+    else
+        sha256[0] = '\0';
+}
+
+static char *
+bio_string(BIO *b)
+{
+    char *data = NULL, *s;
+    long n = BIO_get_mem_data(b, &data);
+
+    if (n < 0)
+        return NULL;
+    if ((s = malloc((size_t)n + 1)) == NULL)
+        return NULL;
+    if (n > 0)
+        memcpy(s, data, (size_t)n);
+    s[n] = '\0';
+    return s;
+}
+
+char *
+scep_name_to_text(const X509_NAME *n)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *s = NULL;
+
+    if (b == NULL)
+        return NULL;
+    if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0)
+        s = bio_string(b);
+    BIO_free(b);
+    return s;
+}
+
+char *
+scep_cert_sans_text(const X509 *x)
+{
+    GENERAL_NAMES *gns = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    BIO *b = BIO_new(BIO_s_mem());
+    char *s = NULL;
+    int i;
+
+    if (b == NULL)
+        goto out;
+    for (i = 0; gns != NULL && i < sk_GENERAL_NAME_num(gns); i++) {
+        if (i > 0)
+            BIO_puts(b, ", ");
+        GENERAL_NAME_print(b, sk_GENERAL_NAME_value(gns, i));
+    }
+    s = bio_string(b);
+out:
+    BIO_free(b);
+    GENERAL_NAMES_free(gns);
+    ERR_clear_error();
+    return s;
+}
+
+static const EVP_MD *
+sign_md(EVP_PKEY *ca_key)
+{
+    if (EVP_PKEY_get_base_id(ca_key) == EVP_PKEY_EC && EVP_PKEY_get_bits(ca_key) > 256)
+        return EVP_sha384();
+    return EVP_sha256();
+}
+
+enum scep_err
+scep_issue_cert(X509_REQ *req, const struct scep_issue_opts *o, X509 **out,
+                char serial_hex[SCEP_SERIAL_HEX])
+{
+    enum scep_err rc = SCEP_E_INTERNAL;
+    unsigned char sb[SCEP_SERIAL_BYTES];
+    X509 *x = NULL;
+    BIGNUM *bn = NULL;
+    ASN1_INTEGER *serial = NULL;
+    GENERAL_NAMES *gns = NULL;
+    X509V3_CTX ctx;
+    EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
+    time_t now = time(NULL), nb, na, ca_na;
+    int err;
+    const char *ku;
+
+    *out = NULL;
+    serial_hex[0] = '\0';
+    if (pub == NULL || o->validity_days < 1 || o->validity_days > 36500)
+        return SCEP_E_INVALID_ARG;
+    if (RAND_bytes(sb, sizeof(sb)) != 1)
+        goto out;
+    /* Positive and always 16 octets: top bit clear, next bit set. */
+    sb[0] = (unsigned char)((sb[0] & 0x7f) | 0x40);
+    if ((bn = BN_bin2bn(sb, sizeof(sb), NULL)) == NULL ||
+        (serial = BN_to_ASN1_INTEGER(bn, NULL)) == NULL)
+        goto out;
+    if ((x = X509_new()) == NULL || !X509_set_version(x, X509_VERSION_3) ||
+        !X509_set_serialNumber(x, serial) ||
+        !X509_set_issuer_name(x, X509_get_subject_name(o->ca_cert)) ||
+        !X509_set_subject_name(x, X509_REQ_get_subject_name(req)) || !X509_set_pubkey(x, pub))
+        goto out;
+    nb = now - SCEP_BACKDATE_SECONDS;
+    na = now + (time_t)o->validity_days * 86400;
+    {
+        /* Never outlive the issuer (matrix P8). */
+        const ASN1_TIME *cna = X509_get0_notAfter(o->ca_cert);
+        struct tm tm;
+        if (ASN1_TIME_to_tm(cna, &tm) != 1)
+            goto out;
+        ca_na = timegm(&tm);
+        if (na > ca_na)
+            na = ca_na;
+        if (na <= now) {
+            rc = SCEP_E_SIGN; /* the CA has expired: nothing can be issued */
+            goto out;
+        }
+    }
+    if (X509_time_adj_ex(X509_getm_notBefore(x), 0, 0, &nb) == NULL ||
+        X509_time_adj_ex(X509_getm_notAfter(x), 0, 0, &na) == NULL)
+        goto out;
+    X509V3_set_ctx(&ctx, o->ca_cert, x, NULL, NULL, 0);
+    ku = EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA ? "critical,digitalSignature,keyEncipherment"
+                                                   : "critical,digitalSignature,keyAgreement";
+    if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
+        !add_ext(x, &ctx, NID_key_usage, ku) || !add_ext(x, &ctx, NID_ext_key_usage, "clientAuth") ||
+        !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
+        !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
+        goto out;
+    gns = csr_sans(req, &err);
+    if (err) {
+        rc = SCEP_E_NAME_POLICY;
+        goto out;
+    }
+    if (gns != NULL && sk_GENERAL_NAME_num(gns) > 0 &&
+        X509_add1_ext_i2d(x, NID_subject_alt_name, gns, 0, X509V3_ADD_DEFAULT) != 1)
+        goto out;
+    if (X509_sign(x, o->ca_key, sign_md(o->ca_key)) <= 0) {
+        rc = SCEP_E_SIGN;
+        goto out;
+    }
+    scep_serial_hex(x, serial_hex, SCEP_SERIAL_HEX);
+    *out = x;
+    x = NULL; /* transferred */
+    rc = SCEP_OK;
+out:
+    ERR_clear_error();
+    GENERAL_NAMES_free(gns);
+    ASN1_INTEGER_free(serial);
+    BN_free(bn);
+    X509_free(x);
+    OPENSSL_cleanse(sb, sizeof(sb));
+    return rc;
+}

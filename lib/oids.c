@@ -1,0 +1,77 @@
+/*
+ * oids.c - OID registration and provider loading (see oids.h).
+ */
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/provider.h>
+
+#include "scepd/oids.h"
+
+static struct scep_nids nids;
+static int have_des;
+static int initialised;
+
+static int
+reg(const char *oid, const char *sn, const char *ln)
+{
+    int nid = OBJ_txt2nid(oid);
+
+    if (nid != NID_undef)
+        return nid;
+    return OBJ_create(oid, sn, ln);
+}
+
+enum scep_err
+scep_lib_init(void)
+{
+    if (initialised)
+        return SCEP_OK;
+    nids.message_type = reg("2.16.840.1.113733.1.9.2", "scepMessageType", "SCEP messageType");
+    nids.pki_status = reg("2.16.840.1.113733.1.9.3", "scepPkiStatus", "SCEP pkiStatus");
+    nids.fail_info = reg("2.16.840.1.113733.1.9.4", "scepFailInfo", "SCEP failInfo");
+    nids.sender_nonce = reg("2.16.840.1.113733.1.9.5", "scepSenderNonce", "SCEP senderNonce");
+    nids.recipient_nonce =
+        reg("2.16.840.1.113733.1.9.6", "scepRecipientNonce", "SCEP recipientNonce");
+    nids.transaction_id = reg("2.16.840.1.113733.1.9.7", "scepTransactionID", "SCEP transactionID");
+    nids.fail_info_text = reg("1.3.6.1.5.5.7.24.1", "scepFailInfoText", "SCEP failInfoText");
+    nids.ms_name_value =
+        reg("1.3.6.1.4.1.311.13.2.1", "msEnrollNameValuePair", "Microsoft enrollment name-value pair");
+    nids.ms_cert_type =
+        reg("1.3.6.1.4.1.311.20.2", "msEnrollCertType", "Microsoft certificate template name");
+    nids.ms_template = reg("1.3.6.1.4.1.311.21.7", "msCertTemplate", "Microsoft certificate template");
+    nids.ms_sid = reg("1.3.6.1.4.1.311.25.2", "msNTDSCASecurityExt", "Microsoft NTDS CA security");
+    if (nids.message_type == NID_undef || nids.pki_status == NID_undef ||
+        nids.fail_info == NID_undef || nids.sender_nonce == NID_undef ||
+        nids.recipient_nonce == NID_undef || nids.transaction_id == NID_undef ||
+        nids.fail_info_text == NID_undef || nids.ms_name_value == NID_undef ||
+        nids.ms_cert_type == NID_undef || nids.ms_template == NID_undef ||
+        nids.ms_sid == NID_undef)
+        return SCEP_E_INTERNAL;
+    /*
+     * Loading "legacy" replaces the implicit default provider, so load both.
+     * Single DES is what micromdm's scepclient and the Go SCEP library send
+     * by default (issue 2); without the legacy module it is refused.
+     */
+    if (OSSL_PROVIDER_load(NULL, "default") == NULL)
+        return SCEP_E_INTERNAL;
+    have_des = OSSL_PROVIDER_load(NULL, "legacy") != NULL;
+    if (have_des) {
+        EVP_CIPHER *c = EVP_CIPHER_fetch(NULL, "DES-CBC", NULL);
+        have_des = c != NULL;
+        EVP_CIPHER_free(c);
+    }
+    initialised = 1;
+    return SCEP_OK;
+}
+
+const struct scep_nids *
+scep_nids(void)
+{
+    return &nids;
+}
+
+int
+scep_lib_have_des(void)
+{
+    return have_des;
+}

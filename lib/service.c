@@ -1,0 +1,653 @@
+/*
+ * service.c - the SCEP operations (see service.h): dispatch with default
+ * deny, PKCSReq end to end, idempotent retransmissions, durable issuance.
+ *
+ * Order for a PKIOperation (DESIGN §3): parse + verify the outer signature
+ * -> refuse any message type not implemented, before any authorization ->
+ * decrypt -> CSR self-signature and proof of possession -> challenge ->
+ * names -> sign -> commit durably -> reply.  Nothing is answered SUCCESS
+ * before scep_store_commit_issuance() returned SCEP_OK.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/sha.h>
+#include <openssl/x509v3.h>
+
+#include "scepd/certrep.h"
+#include "scepd/challenge.h"
+#include "scepd/csr.h"
+#include "scepd/issue.h"
+#include "scepd/log.h"
+#include "scepd/oids.h"
+#include "scepd/pki.h"
+#include "scepd/pkimsg.h"
+#include "scepd/service.h"
+#include "scepd/setup.h"
+
+#define MAX_ENDPOINTS 256
+#define ISSUE_ATTEMPTS 4
+
+struct scep_service {
+    char *datadir;
+    struct scep_store *store;
+    unsigned char secret[SCEP_SECRET_LEN];
+    struct scep_endpoint *eps;
+    size_t neps;
+};
+
+static void
+endpoint_clear(struct scep_endpoint *e)
+{
+    X509_free(e->ca_cert);
+    EVP_PKEY_free(e->ca_key);
+    X509_free(e->ra_cert);
+    EVP_PKEY_free(e->ra_key);
+    free(e->cacert_der);
+    OPENSSL_cleanse(e, sizeof(*e));
+}
+
+void
+scep_service_free(struct scep_service *svc)
+{
+    size_t i;
+
+    if (svc == NULL)
+        return;
+    for (i = 0; i < svc->neps; i++)
+        endpoint_clear(&svc->eps[i]);
+    free(svc->eps);
+    scep_store_close(svc->store);
+    free(svc->datadir);
+    OPENSSL_cleanse(svc->secret, sizeof(svc->secret));
+    free(svc);
+}
+
+struct load_ctx {
+    struct scep_service *svc;
+    char *errbuf;
+    size_t errlen;
+    enum scep_err rc;
+};
+
+static X509 *
+der_to_cert(const unsigned char *der, size_t len)
+{
+    const unsigned char *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+
+    if (x != NULL && p != der + len) {
+        X509_free(x);
+        x = NULL;
+    }
+    return x;
+}
+
+static void
+build_caps(struct scep_endpoint *e)
+{
+    /* Exact RFC 8894 §3.5.2 spelling, one per line (sscep compares with strcmp). */
+    snprintf(e->caps, sizeof(e->caps), "AES\nDES3\n%sSHA-1\nSHA-256\nSHA-512\n",
+             e->advertise_post ? "POSTPKIOperation\nSCEPStandard\n" : "");
+    e->caps_len = strlen(e->caps);
+}
+
+static enum scep_err
+build_cacert(struct scep_endpoint *e)
+{
+    STACK_OF(X509) *certs;
+    enum scep_err rc;
+    int n;
+
+    if (e->getcacert_single) {
+        unsigned char *der = NULL;
+        n = i2d_X509(e->ca_cert, &der);
+        if (n <= 0)
+            return SCEP_E_INTERNAL;
+        e->cacert_der = malloc((size_t)n);
+        if (e->cacert_der == NULL) {
+            OPENSSL_free(der);
+            return SCEP_E_NOMEM;
+        }
+        memcpy(e->cacert_der, der, (size_t)n);
+        OPENSSL_free(der);
+        e->cacert_len = (size_t)n;
+        e->cacert_type = "application/x-x509-ca-cert";
+        return SCEP_OK;
+    }
+    if ((certs = sk_X509_new_null()) == NULL)
+        return SCEP_E_NOMEM;
+    /* RA first, then the CA (digest §2.2 item 2). */
+    if (!sk_X509_push(certs, e->ra_cert) || !sk_X509_push(certs, e->ca_cert)) {
+        sk_X509_free(certs);
+        return SCEP_E_NOMEM;
+    }
+    rc = scep_certs_only_der(certs, &e->cacert_der, &e->cacert_len);
+    sk_X509_free(certs);
+    e->cacert_type = "application/x-x509-ca-ra-cert";
+    return rc;
+}
+
+static int
+load_endpoint(void *arg, const struct scep_endpoint_row *row)
+{
+    struct load_ctx *c = arg;
+    struct scep_service *svc = c->svc;
+    struct scep_endpoint *e;
+    struct scep_ca_row ca;
+    char p[PATH_MAX];
+
+    memset(&ca, 0, sizeof(ca));
+    if (svc->neps >= MAX_ENDPOINTS) {
+        snprintf(c->errbuf, c->errlen, "more than %d endpoints", MAX_ENDPOINTS);
+        c->rc = SCEP_E_INVALID_ARG;
+        return 1;
+    }
+    e = &svc->eps[svc->neps];
+    memset(e, 0, sizeof(*e));
+    e->id = row->id;
+    snprintf(e->name, sizeof(e->name), "%s", row->name);
+    e->ca_id = row->ca_id;
+    memcpy(e->challenge_hash, row->challenge_hash, sizeof(e->challenge_hash));
+    e->has_challenge_hash = row->has_challenge_hash;
+    e->allow_des = row->allow_des;
+    e->advertise_post = row->advertise_post;
+    e->validity_days = row->validity_days;
+    e->enabled = row->enabled;
+    e->getcacert_single = strcmp(row->getcacert_format, "single") == 0;
+    if ((c->rc = scep_store_get_ca(svc->store, row->ca_id, &ca)) != SCEP_OK) {
+        snprintf(c->errbuf, c->errlen, "endpoint %s: its CA %lld is missing from the database",
+                 row->name, (long long)row->ca_id);
+        goto fail;
+    }
+    e->ca_cert = der_to_cert(ca.cert_der, ca.cert_len);
+    e->ra_cert = der_to_cert(row->ra_cert_der, row->ra_cert_len);
+    if (e->ca_cert == NULL || e->ra_cert == NULL) {
+        snprintf(c->errbuf, c->errlen, "endpoint %s: stored certificates do not parse", row->name);
+        c->rc = SCEP_E_STORE;
+        goto fail;
+    }
+    if (scep_path(p, sizeof(p), svc->datadir, ca.key_ref) != SCEP_OK ||
+        scep_pki_read_key(p, &e->ca_key) != SCEP_OK || X509_check_private_key(e->ca_cert, e->ca_key) != 1) {
+        snprintf(c->errbuf, c->errlen,
+                 "CA key %s cannot be read or does not match the CA certificate; restore it from "
+                 "your backup (mode 0600)",
+                 p);
+        c->rc = SCEP_E_KEY_FILE;
+        goto fail;
+    }
+    if (scep_path(p, sizeof(p), svc->datadir, row->ra_key_ref) != SCEP_OK ||
+        scep_pki_read_key(p, &e->ra_key) != SCEP_OK || X509_check_private_key(e->ra_cert, e->ra_key) != 1) {
+        snprintf(c->errbuf, c->errlen,
+                 "RA key %s cannot be read or does not match the RA certificate; restore it from "
+                 "your backup (mode 0600)",
+                 p);
+        c->rc = SCEP_E_KEY_FILE;
+        goto fail;
+    }
+    if (e->getcacert_single) {
+        e->reply_cert = e->ca_cert;
+        e->reply_key = e->ca_key;
+    } else {
+        e->reply_cert = e->ra_cert;
+        e->reply_key = e->ra_key;
+    }
+    build_caps(e);
+    if ((c->rc = build_cacert(e)) != SCEP_OK)
+        goto fail;
+    scep_ca_row_clear(&ca);
+    svc->neps++;
+    ERR_clear_error();
+    return 0;
+fail:
+    ERR_clear_error();
+    scep_ca_row_clear(&ca);
+    endpoint_clear(e);
+    return 1;
+}
+
+enum scep_err
+scep_service_open(const char *datadir, struct scep_service **out, char *errbuf, size_t errlen)
+{
+    struct scep_service *svc = NULL;
+    struct load_ctx lc;
+    unsigned char *sec = NULL;
+    size_t seclen = 0;
+    char p[PATH_MAX];
+    enum scep_err rc;
+
+    *out = NULL;
+    errbuf[0] = '\0';
+    if ((rc = scep_lib_init()) != SCEP_OK)
+        return rc;
+    if ((svc = calloc(1, sizeof(*svc))) == NULL || (svc->datadir = strdup(datadir)) == NULL ||
+        (svc->eps = calloc(MAX_ENDPOINTS, sizeof(*svc->eps))) == NULL) {
+        rc = SCEP_E_NOMEM;
+        goto out;
+    }
+    if ((rc = scep_path(p, sizeof(p), datadir, SCEP_SECRET_FILE)) != SCEP_OK ||
+        (rc = scep_pki_read_file(p, 4096, &sec, &seclen)) != SCEP_OK || seclen != SCEP_SECRET_LEN) {
+        snprintf(errbuf, errlen, "%s is missing or damaged; restore it from your backup", p);
+        rc = SCEP_E_KEY_FILE;
+        goto out;
+    }
+    memcpy(svc->secret, sec, SCEP_SECRET_LEN);
+    if ((rc = scep_path(p, sizeof(p), datadir, SCEP_DB_FILE)) != SCEP_OK ||
+        (rc = scep_store_open(p, 0, &svc->store)) != SCEP_OK) {
+        snprintf(errbuf, errlen, "cannot open the database %s; is it a scepd data directory?", p);
+        goto out;
+    }
+    memset(&lc, 0, sizeof(lc));
+    lc.svc = svc;
+    lc.errbuf = errbuf;
+    lc.errlen = errlen;
+    rc = scep_store_each_endpoint(svc->store, load_endpoint, &lc);
+    if (rc != SCEP_OK) {
+        if (lc.rc != SCEP_OK)
+            rc = lc.rc;
+        goto out;
+    }
+    if (svc->neps == 0) {
+        snprintf(errbuf, errlen, "%s has no endpoint; re-create it with scepd init", datadir);
+        rc = SCEP_E_INVALID_ARG;
+        goto out;
+    }
+    *out = svc;
+    svc = NULL; /* transferred */
+    rc = SCEP_OK;
+out:
+    if (sec != NULL) {
+        OPENSSL_cleanse(sec, seclen);
+        free(sec);
+    }
+    scep_service_free(svc);
+    return rc;
+}
+
+const struct scep_endpoint *
+scep_service_endpoint(const struct scep_service *svc, const char *name, size_t len)
+{
+    size_t i;
+
+    if (name == NULL || len == 0) {
+        name = SCEP_DEFAULT_ENDPOINT;
+        len = strlen(name);
+    }
+    for (i = 0; i < svc->neps; i++)
+        if (strlen(svc->eps[i].name) == len && memcmp(svc->eps[i].name, name, len) == 0)
+            return &svc->eps[i];
+    return NULL;
+}
+
+struct scep_store *
+scep_service_store(const struct scep_service *svc)
+{
+    return svc->store;
+}
+
+void
+scep_result_clear(struct scep_result *r)
+{
+    free(r->owned);
+    memset(r, 0, sizeof(*r));
+    r->msgtype = -1;
+    r->fail_info = -1;
+    r->pki_status = "-";
+}
+
+static void
+result_init(struct scep_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->msgtype = -1;
+    r->fail_info = -1;
+    r->pki_status = "-";
+    r->txid[0] = '\0';
+}
+
+void
+scep_service_http_error(enum scep_err err, struct scep_result *r)
+{
+    char text[160];
+    int n;
+
+    r->err = err;
+    r->http_status = scep_errcat_http_status(scep_errcat(err));
+    if (r->http_status == 200)
+        r->http_status = 500;
+    n = snprintf(text, sizeof(text), "scepd: %s\n", scep_strerror(err));
+    r->content_type = "text/plain";
+    free(r->owned);
+    r->owned = malloc((size_t)n);
+    r->body = r->owned;
+    r->body_len = 0;
+    if (r->owned != NULL) {
+        memcpy(r->owned, text, (size_t)n);
+        r->body_len = (size_t)n;
+    }
+}
+
+void
+scep_service_getcacaps(const struct scep_service *svc, const struct scep_endpoint *ep,
+                       struct scep_result *r)
+{
+    (void)svc;
+    result_init(r);
+    r->http_status = 200;
+    r->content_type = "text/plain";
+    r->body = (const unsigned char *)ep->caps;
+    r->body_len = ep->caps_len;
+}
+
+void
+scep_service_getcacert(const struct scep_service *svc, const struct scep_endpoint *ep,
+                       struct scep_result *r)
+{
+    (void)svc;
+    result_init(r);
+    r->http_status = 200;
+    r->content_type = ep->cacert_type;
+    r->body = ep->cacert_der;
+    r->body_len = ep->cacert_len;
+}
+
+/* Reply with a CertRep for a non-success status, or an HTTP error when the
+ * error's category has no failInfo (e.g. the database is down: 503). */
+static void
+reply_status(const struct scep_endpoint *ep, const struct scep_pkimsg *m, enum scep_err err,
+             enum scep_pkistatus status, struct scep_result *r)
+{
+    struct scep_certrep cr;
+    enum scep_errcat cat = scep_errcat(err);
+    enum scep_err brc;
+
+    r->err = err;
+    if (status == SCEP_STATUS_FAILURE && scep_errcat_failinfo(cat) < 0) {
+        scep_service_http_error(err, r);
+        return;
+    }
+    memset(&cr, 0, sizeof(cr));
+    cr.status = status;
+    cr.req = m;
+    cr.ra_cert = ep->reply_cert;
+    cr.ra_key = ep->reply_key;
+    if (status == SCEP_STATUS_FAILURE) {
+        cr.fail_info = scep_errcat_failinfo(cat);
+        cr.fail_text = scep_strerror(err);
+        r->fail_info = cr.fail_info;
+        r->pki_status = "FAILURE";
+    } else {
+        r->pki_status = "PENDING";
+    }
+    brc = scep_certrep_build(&cr, &r->owned, &r->body_len);
+    if (brc != SCEP_OK) {
+        scep_service_http_error(brc, r);
+        return;
+    }
+    r->body = r->owned;
+    r->http_status = 200;
+    r->content_type = "application/x-pki-message";
+}
+
+static void
+reply_success(const struct scep_endpoint *ep, const struct scep_pkimsg *m, X509 *cert,
+              const struct scep_envinfo *env, struct scep_result *r)
+{
+    struct scep_certrep cr;
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    enum scep_err brc;
+
+    if (certs == NULL || !sk_X509_push(certs, cert)) {
+        sk_X509_free(certs);
+        scep_service_http_error(SCEP_E_NOMEM, r);
+        return;
+    }
+    memset(&cr, 0, sizeof(cr));
+    cr.status = SCEP_STATUS_SUCCESS;
+    cr.req = m;
+    cr.ra_cert = ep->reply_cert;
+    cr.ra_key = ep->reply_key;
+    cr.certs = certs;
+    cr.recipient = m->signer;
+    cr.env = env;
+    brc = scep_certrep_build(&cr, &r->owned, &r->body_len);
+    sk_X509_free(certs);
+    if (brc != SCEP_OK) {
+        scep_service_http_error(brc, r);
+        return;
+    }
+    r->body = r->owned;
+    r->http_status = 200;
+    r->content_type = "application/x-pki-message";
+    r->pki_status = "SUCCESS";
+    scep_serial_hex(cert, r->serial, sizeof(r->serial));
+}
+
+static time_t
+asn1_to_time(const ASN1_TIME *t)
+{
+    struct tm tm;
+
+    if (ASN1_TIME_to_tm(t, &tm) != 1)
+        return 0;
+    return timegm(&tm);
+}
+
+/*
+ * The answer for a transaction that already exists: the same certificate to
+ * the same key and CSR (a retransmission, matrix S1), FAILURE otherwise
+ * (S2, S3) without changing anything.
+ */
+static void
+replay(const struct scep_endpoint *ep, const struct scep_pkimsg *m,
+       const struct scep_request_row *row, const unsigned char *cert_der, size_t cert_len,
+       const unsigned char key_hash[32], const unsigned char csr_hash[32],
+       const struct scep_envinfo *env, struct scep_result *r)
+{
+    X509 *cert;
+
+    if (CRYPTO_memcmp(row->key_hash, key_hash, 32) != 0 ||
+        CRYPTO_memcmp(row->csr_hash, csr_hash, 32) != 0) {
+        reply_status(ep, m, SCEP_E_TXID_KEY, SCEP_STATUS_FAILURE, r);
+        return;
+    }
+    if (row->status != SCEP_REQ_ISSUED || cert_der == NULL) {
+        reply_status(ep, m, SCEP_E_TXID_KEY, SCEP_STATUS_FAILURE, r);
+        return;
+    }
+    if ((cert = der_to_cert(cert_der, cert_len)) == NULL) {
+        scep_service_http_error(SCEP_E_STORE, r);
+        return;
+    }
+    reply_success(ep, m, cert, env, r);
+    X509_free(cert);
+}
+
+static void
+pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const struct scep_pkimsg *m,
+        struct scep_result *r)
+{
+    struct scep_decrypt_key keys[2];
+    size_t nkeys = 0;
+    unsigned char *inner = NULL, key_hash[32], csr_hash[32];
+    size_t innerlen = 0, chlen = 0;
+    struct scep_envinfo env;
+    struct scep_request_row row;
+    X509_REQ *req = NULL;
+    X509 *cert = NULL;
+    unsigned char *cert_der = NULL, *stored = NULL;
+    size_t stored_len = 0;
+    char chal[SCEP_MAX_CHALLENGE];
+    enum scep_err rc;
+    int attempt, n;
+
+    chal[0] = '\0';
+    keys[nkeys].cert = ep->ra_cert;
+    keys[nkeys++].pkey = ep->ra_key;
+    /* Some clients envelope to the CA (digest §2.2 item 4); an RSA CA can decrypt. */
+    if (EVP_PKEY_get_base_id(ep->ca_key) == EVP_PKEY_RSA) {
+        keys[nkeys].cert = ep->ca_cert;
+        keys[nkeys++].pkey = ep->ca_key;
+    }
+    if ((rc = scep_pkimsg_decrypt(m, keys, nkeys, ep->allow_des, &inner, &innerlen, &env)) !=
+        SCEP_OK)
+        goto fail;
+    if ((rc = scep_csr_parse(inner, innerlen, &req)) != SCEP_OK ||
+        (rc = scep_csr_verify_self(req)) != SCEP_OK ||
+        (rc = scep_csr_check_pop(req, m->signer)) != SCEP_OK ||
+        (rc = scep_csr_check_key(req)) != SCEP_OK)
+        goto fail;
+    if ((rc = scep_key_hash(X509_REQ_get0_pubkey(req), key_hash)) != SCEP_OK)
+        goto fail;
+    SHA256(inner, innerlen, csr_hash);
+
+    /* A transaction we already know: answer from the store, change nothing. */
+    rc = scep_store_find_request(svc->store, ep->id, m->txid, m->txid_len, &row, &stored,
+                                 &stored_len);
+    if (rc == SCEP_OK) {
+        replay(ep, m, &row, stored, stored_len, key_hash, csr_hash, &env, r);
+        goto out;
+    }
+    if (rc != SCEP_E_NO_ENTRY)
+        goto fail;
+
+    /* Authorization: the static challenge of this endpoint. */
+    rc = scep_csr_challenge(req, chal, sizeof(chal), &chlen);
+    if (rc == SCEP_E_NO_ENTRY) {
+        rc = SCEP_E_CHALLENGE_MISSING;
+        goto fail;
+    }
+    if (rc != SCEP_OK)
+        goto fail;
+    if (!ep->has_challenge_hash) {
+        rc = SCEP_E_CHALLENGE;
+        goto fail;
+    }
+    if ((rc = scep_challenge_check(svc->secret, sizeof(svc->secret), chal, chlen,
+                                   ep->challenge_hash)) != SCEP_OK)
+        goto fail;
+    if ((rc = scep_issue_check_names(req)) != SCEP_OK)
+        goto fail;
+
+    for (attempt = 0; attempt < ISSUE_ATTEMPTS; attempt++) {
+        struct scep_issue_opts io;
+        struct scep_cert_row cr;
+        char serial[SCEP_SERIAL_HEX];
+        char *subject = NULL, *sans = NULL;
+
+        memset(&io, 0, sizeof(io));
+        io.ca_cert = ep->ca_cert;
+        io.ca_key = ep->ca_key;
+        io.validity_days = ep->validity_days;
+        X509_free(cert);
+        cert = NULL;
+        if ((rc = scep_issue_cert(req, &io, &cert, serial)) != SCEP_OK)
+            goto fail;
+        OPENSSL_free(cert_der);
+        cert_der = NULL;
+        n = i2d_X509(cert, &cert_der);
+        subject = scep_name_to_text(X509_get_subject_name(cert));
+        sans = scep_cert_sans_text(cert);
+        if (n <= 0 || subject == NULL || sans == NULL) {
+            free(subject);
+            free(sans);
+            rc = SCEP_E_NOMEM;
+            goto fail;
+        }
+        memset(&row, 0, sizeof(row));
+        row.endpoint_id = ep->id;
+        memcpy(row.txid, m->txid, m->txid_len);
+        row.txid_len = m->txid_len;
+        memcpy(row.key_hash, key_hash, 32);
+        memcpy(row.csr_hash, csr_hash, 32);
+        row.msgtype = m->msgtype;
+        row.status = SCEP_REQ_ISSUED;
+        memset(&cr, 0, sizeof(cr));
+        snprintf(cr.serial, sizeof(cr.serial), "%s", serial);
+        cr.ca_id = ep->ca_id;
+        cr.endpoint_id = ep->id;
+        cr.subject = subject;
+        cr.sans = sans;
+        scep_cert_thumbprints(cert, cr.sha1, cr.sha256);
+        cr.not_before = asn1_to_time(X509_get0_notBefore(cert));
+        cr.not_after = asn1_to_time(X509_get0_notAfter(cert));
+        cr.der = cert_der;
+        cr.der_len = (size_t)n;
+        cr.status = "valid";
+        cr.txid = m->txid;
+        cr.txid_len = m->txid_len;
+        rc = scep_store_commit_issuance(svc->store, &row, inner, innerlen, &cr);
+        free(subject);
+        free(sans);
+        if (rc == SCEP_E_EXISTS)
+            continue; /* serial collision: draw again */
+        if (rc == SCEP_E_CONFLICT) {
+            /* A concurrent duplicate of this transaction committed first. */
+            free(stored);
+            stored = NULL;
+            rc = scep_store_find_request(svc->store, ep->id, m->txid, m->txid_len, &row, &stored,
+                                         &stored_len);
+            if (rc != SCEP_OK)
+                goto fail;
+            replay(ep, m, &row, stored, stored_len, key_hash, csr_hash, &env, r);
+            goto out;
+        }
+        if (rc != SCEP_OK)
+            goto fail;
+        scep_log(SCEP_LOG_INFO, "issue", "issued endpoint=%s serial=%s", ep->name, serial);
+        reply_success(ep, m, cert, &env, r);
+        goto out;
+    }
+    rc = SCEP_E_STORE;
+fail:
+    reply_status(ep, m, rc, SCEP_STATUS_FAILURE, r);
+out:
+    OPENSSL_cleanse(chal, sizeof(chal));
+    OPENSSL_clear_free(inner, innerlen);
+    OPENSSL_free(cert_der);
+    free(stored);
+    X509_free(cert);
+    X509_REQ_free(req);
+    ERR_clear_error();
+}
+
+void
+scep_service_pkioperation(const struct scep_service *svc, const struct scep_endpoint *ep,
+                          const unsigned char *der, size_t len, struct scep_result *r)
+{
+    struct scep_pkimsg *m = NULL;
+    enum scep_err rc;
+
+    result_init(r);
+    rc = scep_pkimsg_parse(der, len, &m);
+    if (rc != SCEP_OK) {
+        scep_service_http_error(rc, r);
+        goto out;
+    }
+    r->msgtype = m->msgtype;
+    scep_log_escape(r->txid, sizeof(r->txid), m->txid, m->txid_len);
+    /* Default deny: only what is implemented reaches authorization. */
+    if (!m->econtent_is_data) {
+        reply_status(ep, m, SCEP_E_ECONTENT_TYPE, SCEP_STATUS_FAILURE, r);
+        goto out;
+    }
+    if (m->md == NULL) {
+        reply_status(ep, m, SCEP_E_BAD_DIGEST, SCEP_STATUS_FAILURE, r);
+        goto out;
+    }
+    switch (m->msgtype) {
+    case SCEP_MSG_PKCSREQ:
+        pkcsreq(svc, ep, m, r);
+        break;
+    default:
+        reply_status(ep, m, SCEP_E_MSGTYPE, SCEP_STATUS_FAILURE, r);
+        break;
+    }
+out:
+    scep_pkimsg_free(m);
+    ERR_clear_error();
+}

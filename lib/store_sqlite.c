@@ -1,0 +1,716 @@
+/*
+ * store_sqlite.c - the SQLite back end of store.h.
+ *
+ * WAL mode, one writer at a time, synchronous=FULL so a commit that
+ * returned is on disk before any reply leaves (DESIGN §3 step 7).  Each
+ * thread borrows a connection from a small pool; writers use BEGIN
+ * IMMEDIATE so a busy database shows up at BEGIN, not half-way through.
+ * Trusts: its callers for the values (the SCEP layer validated them);
+ * every value is bound as a parameter, never formatted into SQL.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "scepd/log.h"
+#include "scepd/store.h"
+
+#define POOL_MAX 64
+#define BUSY_TIMEOUT_MS 10000
+#define SCHEMA_VERSION "1"
+
+struct scep_store {
+    char *path;
+    pthread_mutex_t mu;
+    sqlite3 *free_conns[POOL_MAX];
+    int nfree;
+};
+
+static const char schema[] =
+    "CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+    "CREATE TABLE ca("
+    " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, cert_der BLOB NOT NULL,"
+    " key_ref TEXT NOT NULL, next_ca_id INTEGER REFERENCES ca(id), created_at INTEGER NOT NULL);"
+    "CREATE TABLE endpoint("
+    " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, ca_id INTEGER NOT NULL REFERENCES ca(id),"
+    " ra_cert_der BLOB NOT NULL, ra_key_ref TEXT NOT NULL,"
+    " challenge_mode TEXT NOT NULL DEFAULT 'static', challenge_hash BLOB,"
+    " getcacert_format TEXT NOT NULL DEFAULT 'chain' CHECK (getcacert_format IN ('chain','single')),"
+    " allow_des INTEGER NOT NULL DEFAULT 1, advertise_post INTEGER NOT NULL DEFAULT 1,"
+    " validity_days INTEGER NOT NULL DEFAULT 365, enabled INTEGER NOT NULL DEFAULT 1,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE TABLE request("
+    " id INTEGER PRIMARY KEY, endpoint_id INTEGER NOT NULL REFERENCES endpoint(id),"
+    " txid BLOB NOT NULL, key_hash BLOB NOT NULL, csr_hash BLOB NOT NULL, csr_der BLOB NOT NULL,"
+    " msgtype INTEGER NOT NULL, status TEXT NOT NULL"
+    "  CHECK (status IN ('issued','pending','rejected','failed')),"
+    " fail_info INTEGER, serial TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    " UNIQUE (endpoint_id, txid));"
+    "CREATE TABLE certificate("
+    " serial TEXT PRIMARY KEY, ca_id INTEGER NOT NULL REFERENCES ca(id),"
+    " endpoint_id INTEGER NOT NULL REFERENCES endpoint(id), request_id INTEGER REFERENCES request(id),"
+    " subject TEXT NOT NULL, sans TEXT NOT NULL, sha1 TEXT NOT NULL, sha256 TEXT NOT NULL UNIQUE,"
+    " not_before INTEGER NOT NULL, not_after INTEGER NOT NULL, der BLOB NOT NULL,"
+    " status TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid','revoked')),"
+    " revoked_at INTEGER, revocation_reason INTEGER, txid BLOB, created_at INTEGER NOT NULL);"
+    "CREATE INDEX certificate_created ON certificate(created_at);";
+
+static enum scep_err
+map_rc(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return SCEP_OK;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return SCEP_E_STORE_BUSY;
+    case SQLITE_CONSTRAINT:
+        return SCEP_E_CONFLICT;
+    case SQLITE_NOMEM:
+        return SCEP_E_NOMEM;
+    default:
+        return SCEP_E_STORE;
+    }
+}
+
+static void
+log_sqlite(sqlite3 *db, const char *what, int rc)
+{
+    scep_log(SCEP_LOG_ERROR, "store", "sqlite failed op=%s rc=%d err=\"%s\"", what, rc,
+             db != NULL ? sqlite3_errmsg(db) : "?");
+}
+
+static enum scep_err
+exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+    if (rc != SQLITE_OK) {
+        scep_log(SCEP_LOG_ERROR, "store", "sqlite exec failed rc=%d err=\"%s\"", rc,
+                 msg ? msg : "?");
+        sqlite3_free(msg);
+        return map_rc(rc);
+    }
+    return SCEP_OK;
+}
+
+static enum scep_err
+conn_open(const char *path, int flags, sqlite3 **out)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    enum scep_err e;
+
+    *out = NULL;
+    if (rc != SQLITE_OK) {
+        log_sqlite(db, "open", rc);
+        sqlite3_close(db);
+        return SCEP_E_STORE;
+    }
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    if ((e = exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")) !=
+        SCEP_OK) {
+        sqlite3_close(db);
+        return e;
+    }
+    *out = db;
+    return SCEP_OK;
+}
+
+static enum scep_err
+acquire(struct scep_store *s, sqlite3 **db)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->nfree > 0) {
+        *db = s->free_conns[--s->nfree];
+        pthread_mutex_unlock(&s->mu);
+        return SCEP_OK;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return conn_open(s->path, SQLITE_OPEN_READWRITE, db);
+}
+
+static void
+release(struct scep_store *s, sqlite3 *db)
+{
+    if (db == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (s->nfree < POOL_MAX) {
+        s->free_conns[s->nfree++] = db;
+        db = NULL;
+    }
+    pthread_mutex_unlock(&s->mu);
+    sqlite3_close(db);
+}
+
+enum scep_err
+scep_store_open(const char *path, int create, struct scep_store **out)
+{
+    struct scep_store *s = NULL;
+    sqlite3 *db = NULL;
+    enum scep_err rc;
+    char ver[16];
+
+    *out = NULL;
+    if ((s = calloc(1, sizeof(*s))) == NULL || (s->path = strdup(path)) == NULL) {
+        rc = SCEP_E_NOMEM;
+        goto out;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    rc = conn_open(path, create ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READWRITE,
+                   &db);
+    if (rc != SCEP_OK)
+        goto out;
+    if (create) {
+        if ((rc = exec(db, "BEGIN IMMEDIATE")) != SCEP_OK)
+            goto out;
+        if ((rc = exec(db, schema)) != SCEP_OK ||
+            (rc = exec(db, "INSERT INTO meta(k, v) VALUES ('schema_version', '" SCHEMA_VERSION
+                           "')")) != SCEP_OK) {
+            (void)exec(db, "ROLLBACK");
+            goto out;
+        }
+        if ((rc = exec(db, "COMMIT")) != SCEP_OK)
+            goto out;
+    }
+    release(s, db);
+    db = NULL;
+    if ((rc = scep_store_get_meta(s, "schema_version", ver, sizeof(ver))) != SCEP_OK)
+        goto out;
+    if (strcmp(ver, SCHEMA_VERSION) != 0) {
+        scep_log(SCEP_LOG_ERROR, "store", "unsupported schema version=%s want=%s", ver,
+                 SCHEMA_VERSION);
+        rc = SCEP_E_STORE;
+        goto out;
+    }
+    *out = s;
+    s = NULL; /* transferred */
+    rc = SCEP_OK;
+out:
+    sqlite3_close(db);
+    scep_store_close(s);
+    return rc;
+}
+
+void
+scep_store_close(struct scep_store *s)
+{
+    int i;
+
+    if (s == NULL)
+        return;
+    for (i = 0; i < s->nfree; i++)
+        sqlite3_close(s->free_conns[i]);
+    pthread_mutex_destroy(&s->mu);
+    free(s->path);
+    free(s);
+}
+
+static int
+prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
+
+    if (rc != SQLITE_OK)
+        log_sqlite(db, "prepare", rc);
+    return rc;
+}
+
+enum scep_err
+scep_store_get_meta(struct scep_store *s, const char *key, char *val, size_t vlen)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db, "SELECT v FROM meta WHERE k = ?", &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        snprintf(val, vlen, "%s", v ? v : "");
+        rc = SCEP_OK;
+    } else if (r == SQLITE_DONE) {
+        rc = SCEP_E_NO_ENTRY;
+    } else {
+        rc = map_rc(r);
+    }
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+enum scep_err
+scep_store_set_meta(struct scep_store *s, const char *key, const char *val)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db, "INSERT INTO meta(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, val, -1, SQLITE_STATIC);
+    rc = map_rc(sqlite3_step(st));
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+void
+scep_ca_row_clear(struct scep_ca_row *r)
+{
+    free(r->cert_der);
+    memset(r, 0, sizeof(*r));
+}
+
+enum scep_err
+scep_store_add_ca(struct scep_store *s, const struct scep_ca_row *r, int64_t *id)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int x;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((x = prep(db, "INSERT INTO ca(name, cert_der, key_ref, created_at) VALUES (?, ?, ?, ?)",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(x);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, r->cert_der, (int)r->cert_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r->key_ref, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
+    if ((rc = map_rc(sqlite3_step(st))) == SCEP_OK)
+        *id = sqlite3_last_insert_rowid(db);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+static unsigned char *
+dup_blob(sqlite3_stmt *st, int col, size_t *len)
+{
+    const void *p = sqlite3_column_blob(st, col);
+    int n = sqlite3_column_bytes(st, col);
+    unsigned char *d;
+
+    *len = 0;
+    if (p == NULL || n <= 0)
+        return NULL;
+    if ((d = malloc((size_t)n)) == NULL)
+        return NULL;
+    memcpy(d, p, (size_t)n);
+    *len = (size_t)n;
+    return d;
+}
+
+static void
+col_text(sqlite3_stmt *st, int col, char *dst, size_t dlen)
+{
+    const char *v = (const char *)sqlite3_column_text(st, col);
+
+    snprintf(dst, dlen, "%s", v ? v : "");
+}
+
+enum scep_err
+scep_store_get_ca(struct scep_store *s, int64_t id, struct scep_ca_row *out)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db, "SELECT id, name, cert_der, key_ref FROM ca WHERE id = ?", &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        out->id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, out->name, sizeof(out->name));
+        out->cert_der = dup_blob(st, 2, &out->cert_len);
+        col_text(st, 3, out->key_ref, sizeof(out->key_ref));
+        rc = out->cert_der != NULL ? SCEP_OK : SCEP_E_NOMEM;
+    } else {
+        rc = r == SQLITE_DONE ? SCEP_E_NO_ENTRY : map_rc(r);
+    }
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+void
+scep_endpoint_row_clear(struct scep_endpoint_row *r)
+{
+    free(r->ra_cert_der);
+    memset(r, 0, sizeof(*r));
+}
+
+enum scep_err
+scep_store_add_endpoint(struct scep_store *s, const struct scep_endpoint_row *r, int64_t *id)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int x;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    x = prep(db,
+             "INSERT INTO endpoint(name, ca_id, ra_cert_der, ra_key_ref, challenge_mode,"
+             " challenge_hash, getcacert_format, allow_des, advertise_post, validity_days, enabled,"
+             " created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+             &st);
+    if (x != SQLITE_OK) {
+        rc = map_rc(x);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, r->ca_id);
+    sqlite3_bind_blob(st, 3, r->ra_cert_der, (int)r->ra_cert_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->ra_key_ref, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->challenge_mode, -1, SQLITE_STATIC);
+    if (r->has_challenge_hash)
+        sqlite3_bind_blob(st, 6, r->challenge_hash, sizeof(r->challenge_hash), SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 6);
+    sqlite3_bind_text(st, 7, r->getcacert_format, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 8, r->allow_des);
+    sqlite3_bind_int(st, 9, r->advertise_post);
+    sqlite3_bind_int(st, 10, r->validity_days);
+    sqlite3_bind_int(st, 11, r->enabled);
+    sqlite3_bind_int64(st, 12, (sqlite3_int64)time(NULL));
+    if ((rc = map_rc(sqlite3_step(st))) == SCEP_OK)
+        *id = sqlite3_last_insert_rowid(db);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+enum scep_err
+scep_store_each_endpoint(struct scep_store *s, scep_endpoint_cb cb, void *arg)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    r = prep(db,
+             "SELECT id, name, ca_id, ra_cert_der, ra_key_ref, challenge_mode, challenge_hash,"
+             " getcacert_format, allow_des, advertise_post, validity_days, enabled"
+             " FROM endpoint ORDER BY id",
+             &st);
+    if (r != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct scep_endpoint_row e;
+        const void *h;
+        int stop;
+
+        memset(&e, 0, sizeof(e));
+        e.id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, e.name, sizeof(e.name));
+        e.ca_id = sqlite3_column_int64(st, 2);
+        e.ra_cert_der = dup_blob(st, 3, &e.ra_cert_len);
+        col_text(st, 4, e.ra_key_ref, sizeof(e.ra_key_ref));
+        col_text(st, 5, e.challenge_mode, sizeof(e.challenge_mode));
+        h = sqlite3_column_blob(st, 6);
+        if (h != NULL && sqlite3_column_bytes(st, 6) == (int)sizeof(e.challenge_hash)) {
+            memcpy(e.challenge_hash, h, sizeof(e.challenge_hash));
+            e.has_challenge_hash = 1;
+        }
+        col_text(st, 7, e.getcacert_format, sizeof(e.getcacert_format));
+        e.allow_des = sqlite3_column_int(st, 8);
+        e.advertise_post = sqlite3_column_int(st, 9);
+        e.validity_days = sqlite3_column_int(st, 10);
+        e.enabled = sqlite3_column_int(st, 11);
+        if (e.ra_cert_der == NULL) {
+            rc = SCEP_E_NOMEM;
+            goto out;
+        }
+        stop = cb(arg, &e);
+        scep_endpoint_row_clear(&e);
+        if (stop) {
+            rc = SCEP_E_INTERNAL;
+            goto out;
+        }
+    }
+    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+static enum scep_req_status
+status_from_text(const char *t)
+{
+    if (strcmp(t, "issued") == 0)
+        return SCEP_REQ_ISSUED;
+    if (strcmp(t, "pending") == 0)
+        return SCEP_REQ_PENDING;
+    if (strcmp(t, "rejected") == 0)
+        return SCEP_REQ_REJECTED;
+    return SCEP_REQ_FAILED;
+}
+
+static const char *
+status_text(enum scep_req_status st)
+{
+    switch (st) {
+    case SCEP_REQ_ISSUED:
+        return "issued";
+    case SCEP_REQ_PENDING:
+        return "pending";
+    case SCEP_REQ_REJECTED:
+        return "rejected";
+    case SCEP_REQ_FAILED:
+        return "failed";
+    }
+    return "failed";
+}
+
+enum scep_err
+scep_store_find_request(struct scep_store *s, int64_t endpoint_id, const unsigned char *txid,
+                        size_t txid_len, struct scep_request_row *out, unsigned char **cert_der,
+                        size_t *cert_len)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    char status[16];
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    if (cert_der != NULL) {
+        *cert_der = NULL;
+        *cert_len = 0;
+    }
+    if (txid_len > sizeof(out->txid))
+        return SCEP_E_INVALID_ARG;
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    r = prep(db,
+             "SELECT r.id, r.key_hash, r.csr_hash, r.msgtype, r.status, r.serial, c.der"
+             " FROM request r LEFT JOIN certificate c ON c.serial = r.serial"
+             " WHERE r.endpoint_id = ? AND r.txid = ?",
+             &st);
+    if (r != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, endpoint_id);
+    sqlite3_bind_blob(st, 2, txid, (int)txid_len, SQLITE_STATIC);
+    r = sqlite3_step(st);
+    if (r == SQLITE_DONE) {
+        rc = SCEP_E_NO_ENTRY;
+        goto out;
+    }
+    if (r != SQLITE_ROW) {
+        rc = map_rc(r);
+        goto out;
+    }
+    out->id = sqlite3_column_int64(st, 0);
+    out->endpoint_id = endpoint_id;
+    memcpy(out->txid, txid, txid_len);
+    out->txid_len = txid_len;
+    if (sqlite3_column_bytes(st, 1) == 32)
+        memcpy(out->key_hash, sqlite3_column_blob(st, 1), 32);
+    if (sqlite3_column_bytes(st, 2) == 32)
+        memcpy(out->csr_hash, sqlite3_column_blob(st, 2), 32);
+    out->msgtype = sqlite3_column_int(st, 3);
+    col_text(st, 4, status, sizeof(status));
+    out->status = status_from_text(status);
+    col_text(st, 5, out->serial, sizeof(out->serial));
+    if (cert_der != NULL && sqlite3_column_type(st, 6) == SQLITE_BLOB) {
+        *cert_der = dup_blob(st, 6, cert_len);
+        if (*cert_der == NULL) {
+            rc = SCEP_E_NOMEM;
+            goto out;
+        }
+    }
+    rc = SCEP_OK;
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+enum scep_err
+scep_store_commit_issuance(struct scep_store *s, const struct scep_request_row *req,
+                           const unsigned char *csr_der, size_t csr_len,
+                           const struct scep_cert_row *cert)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int64_t now = (int64_t)time(NULL), req_id;
+    int r, in_tx = 0;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK) {
+        log_sqlite(db, "begin", r);
+        rc = map_rc(r) == SCEP_E_CONFLICT ? SCEP_E_STORE : map_rc(r);
+        goto out;
+    }
+    in_tx = 1;
+    r = prep(db,
+             "INSERT INTO request(endpoint_id, txid, key_hash, csr_hash, csr_der, msgtype, status,"
+             " serial, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+             &st);
+    if (r != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, req->endpoint_id);
+    sqlite3_bind_blob(st, 2, req->txid, (int)req->txid_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, req->key_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, req->csr_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, csr_der, (int)csr_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, req->msgtype);
+    sqlite3_bind_text(st, 7, status_text(req->status), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, cert->serial, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, now);
+    sqlite3_bind_int64(st, 10, now);
+    r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (r != SQLITE_DONE) {
+        /* UNIQUE(endpoint_id, txid): a concurrent duplicate committed first. */
+        rc = map_rc(r);
+        if (rc != SCEP_E_CONFLICT)
+            log_sqlite(db, "insert request", r);
+        goto out;
+    }
+    req_id = sqlite3_last_insert_rowid(db);
+    r = prep(db,
+             "INSERT INTO certificate(serial, ca_id, endpoint_id, request_id, subject, sans, sha1,"
+             " sha256, not_before, not_after, der, status, txid, created_at)"
+             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+             &st);
+    if (r != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, cert->serial, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, cert->ca_id);
+    sqlite3_bind_int64(st, 3, cert->endpoint_id);
+    sqlite3_bind_int64(st, 4, req_id);
+    sqlite3_bind_text(st, 5, cert->subject, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, cert->sans, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, cert->sha1, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, cert->sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, cert->not_before);
+    sqlite3_bind_int64(st, 10, cert->not_after);
+    sqlite3_bind_blob(st, 11, cert->der, (int)cert->der_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 12, cert->status ? cert->status : "valid", -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 13, cert->txid, (int)cert->txid_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 14, now);
+    r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (r != SQLITE_DONE) {
+        rc = map_rc(r);
+        if (rc == SCEP_E_CONFLICT)
+            rc = SCEP_E_EXISTS; /* serial collision: the caller draws again */
+        else
+            log_sqlite(db, "insert certificate", r);
+        goto out;
+    }
+    if ((r = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
+        log_sqlite(db, "commit", r);
+        rc = map_rc(r) == SCEP_E_CONFLICT ? SCEP_E_STORE : map_rc(r);
+        goto out;
+    }
+    in_tx = 0;
+    rc = SCEP_OK;
+out:
+    sqlite3_finalize(st);
+    if (in_tx)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    release(s, db);
+    return rc;
+}
+
+enum scep_err
+scep_store_each_cert(struct scep_store *s, scep_cert_cb cb, void *arg)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    r = prep(db,
+             "SELECT serial, ca_id, endpoint_id, subject, sans, sha1, sha256, not_before, not_after,"
+             " status, txid FROM certificate ORDER BY created_at, rowid",
+             &st);
+    if (r != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct scep_cert_row c;
+
+        memset(&c, 0, sizeof(c));
+        col_text(st, 0, c.serial, sizeof(c.serial));
+        c.ca_id = sqlite3_column_int64(st, 1);
+        c.endpoint_id = sqlite3_column_int64(st, 2);
+        c.subject = (const char *)sqlite3_column_text(st, 3);
+        c.sans = (const char *)sqlite3_column_text(st, 4);
+        col_text(st, 5, c.sha1, sizeof(c.sha1));
+        col_text(st, 6, c.sha256, sizeof(c.sha256));
+        c.not_before = sqlite3_column_int64(st, 7);
+        c.not_after = sqlite3_column_int64(st, 8);
+        c.status = (const char *)sqlite3_column_text(st, 9);
+        c.txid = sqlite3_column_blob(st, 10);
+        c.txid_len = (size_t)sqlite3_column_bytes(st, 10);
+        if (cb(arg, &c)) {
+            rc = SCEP_E_INTERNAL;
+            goto out;
+        }
+    }
+    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
