@@ -258,7 +258,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
             scep_service_http_error(SCEP_E_METHOD, &res);
             goto reply;
         }
-        if (opname[5] == 'a')
+        if (strcmp(opname, "GetCACaps") == 0)
             scep_service_getcacaps(h->svc, ep, &res);
         else
             scep_service_getcacert(h->svc, ep, &res);
