@@ -54,12 +54,8 @@ scep_pkimsg_free(struct scep_pkimsg *m)
     free(m);
 }
 
-/*
- * The single value of a signed attribute.  1 found, 0 absent, -1 present
- * more than once or with other than one value (both are malformed).
- */
-static int
-one_attr(CMS_SignerInfo *si, int nid, ASN1_TYPE **val)
+int
+scep_signed_attr_one(CMS_SignerInfo *si, int nid, ASN1_TYPE **val)
 {
     int loc = CMS_signed_get_attr_by_NID(si, nid, -1);
     X509_ATTRIBUTE *a;
@@ -91,7 +87,7 @@ read_attrs(CMS_SignerInfo *si, struct scep_pkimsg *m)
     const unsigned char *d;
     int len, i, val;
 
-    if (one_attr(si, n->transaction_id, &v) != 1 || !is_text_type(v->type))
+    if (scep_signed_attr_one(si, n->transaction_id, &v) != 1 || !is_text_type(v->type))
         return SCEP_E_ATTR;
     len = ASN1_STRING_length(v->value.asn1_string);
     if (len < 1 || len > SCEP_MAX_TXID)
@@ -100,7 +96,7 @@ read_attrs(CMS_SignerInfo *si, struct scep_pkimsg *m)
     m->txid_len = (size_t)len;
     m->txid_type = v->type;
 
-    if (one_attr(si, n->sender_nonce, &v) != 1 || v->type != V_ASN1_OCTET_STRING)
+    if (scep_signed_attr_one(si, n->sender_nonce, &v) != 1 || v->type != V_ASN1_OCTET_STRING)
         return SCEP_E_ATTR;
     len = ASN1_STRING_length(v->value.octet_string);
     /* Echoed at whatever length arrived: old iOS sends 8 bytes (digest P13). */
@@ -111,7 +107,7 @@ read_attrs(CMS_SignerInfo *si, struct scep_pkimsg *m)
 
     /* A missing or non-numeric messageType is answered FAILURE, not 400. */
     m->msgtype = -1;
-    if (one_attr(si, n->message_type, &v) == 1 && is_text_type(v->type)) {
+    if (scep_signed_attr_one(si, n->message_type, &v) == 1 && is_text_type(v->type)) {
         len = ASN1_STRING_length(v->value.asn1_string);
         d = ASN1_STRING_get0_data(v->value.asn1_string);
         if (len >= 1 && len <= 3) {

@@ -85,4 +85,12 @@ enum scep_err scep_pkimsg_decrypt(const struct scep_pkimsg *m, const struct scep
 /* "PKCSReq", "CertPoll", ... or "unknown". */
 const char *scep_msgtype_name(int t);
 
+
+#include <openssl/cms.h>
+/*
+ * The single value of a signed attribute: 1 found, 0 absent, -1 repeated or
+ * with other than one value.  *val borrowed from si.
+ */
+int scep_signed_attr_one(CMS_SignerInfo *si, int nid, ASN1_TYPE **val);
+
 #endif

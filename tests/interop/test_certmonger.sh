@@ -14,9 +14,11 @@
 #
 # Variants: default endpoint ("post") and a --get-only data dir ("get").
 # NB: certmonger 0.79.17's scep-submit sends PKIOperation by GET even when
-# POSTPKIOperation is advertised (observed against micromdm scepserver), so
-# both variants exercise GET; the script logs the method scepd recorded.
-# Also a negative: wrong challenge -> CA_REJECTED and no certificate.
+# POSTPKIOperation is advertised (scepd logs method=GET for the default
+# endpoint too), so both variants exercise GET; the script logs the method.
+# Also a negative: wrong challenge -> CA_REJECTED and no certificate.  With
+# a FAILURE CertRep that omits eContent (RFC 8894 style) certmonger cannot
+# verify it (PKCS7_verify: "no content") and reports CA_UNREACHABLE instead.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
@@ -161,7 +163,14 @@ if init_scepd "$D_POST" "$CHALLENGE" && start_scepd "$D_POST"; then
     elif [[ $n != 0 ]]; then
         fail "$NEG" "scepctl certs list shows $n certificate(s) for CN=$NEG"
     elif [[ $st != CA_REJECTED ]]; then
-        fail "$NEG" "expected CA_REJECTED, got $st; ca-error: $(sed -n 's/^[[:space:]]*ca-error: //p' "$WORK/$NEG/list.txt")"
+        err=$(sed -n 's/^[[:space:]]*ca-error: //p' "$WORK/$NEG/list.txt")
+        fail "$NEG" "expected CA_REJECTED, got $st; ca-error: $err"
+        if [[ $err == *"no content"* ]]; then
+            log "  hint: certmonger verifies CertReps with PKCS7_verify(), which fails with 'no content'"
+            log "  when the FAILURE/PENDING CertRep omits eContent; an empty (zero-length) eContent"
+            log "  OCTET STRING verifies. No certificate was issued (scepctl list checked)."
+        fi
+        log "  scepd said: $(scepd_pkiop_lines "$SCEPD_LOG" | tail -n 1)"
     else
         pass "$NEG"
         log "  ca-error: $(sed -n 's/^[[:space:]]*ca-error: //p' "$WORK/$NEG/list.txt")"

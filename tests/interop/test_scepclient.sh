@@ -18,22 +18,25 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 source "$HERE/lib.sh" "${1:-}"
 
-require_bin "$SCEPD" "$SCEPCTL" scepclient openssl python3 timeout
+require_bin "$SCEPD" "$SCEPCTL" scepclient curl openssl python3 timeout
 
 CHALLENGE="interop-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 
-# run_scepclient NAME URL CHALLENGE CN -> rc; files in $WORK/NAME.{key,pem,log}
+# run_scepclient NAME URL CHALLENGE CN -> rc; files in $WORK/NAME/{key.pem,cert.pem,client.log}
+# Each run gets its own directory: scepclient writes (and re-uses!) csr.pem
+# and self.pem next to the -private-key file.
 run_scepclient() {
-    local name=$1 url=$2 chal=$3 cn=$4 rc=0
-    rm -f "$WORK/$name.key" "$WORK/$name.pem"
-    log "scepclient -server-url $url -challenge <challenge> -cn $cn -private-key $WORK/$name.key -certificate $WORK/$name.pem -debug"
+    local name=$1 url=$2 chal=$3 cn=$4 d="$WORK/$1" rc=0
+    rm -rf "$d"
+    mkdir -p "$d"
+    log "scepclient -server-url $url -challenge <challenge> -cn $cn -private-key $d/key.pem -certificate $d/cert.pem -debug"
     timeout 60 scepclient \
         -server-url "$url" \
         -challenge "$chal" \
         -cn "$cn" \
-        -private-key "$WORK/$name.key" \
-        -certificate "$WORK/$name.pem" \
-        -debug >"$WORK/$name.log" 2>&1 || rc=$?
+        -private-key "$d/key.pem" \
+        -certificate "$d/cert.pem" \
+        -debug >"$d/client.log" 2>&1 || rc=$?
     return "$rc"
 }
 
@@ -43,12 +46,12 @@ enroll() {
     before=$(log_lines "$SCEPD_LOG")
     run_scepclient "$name" "$SCEPD_URL" "$CHALLENGE" "$cn" || rc=$?
     if ((rc != 0)); then
-        fail "$name" "scepclient exited $rc: $(grep -v '^$' "$WORK/$name.log" | tail -n 1)"
-        show_tail "$WORK/$name.log" 8
+        fail "$name" "scepclient exited $rc: $(grep -v '^$' "$WORK/$name/client.log" | tail -n 1)"
+        show_tail "$WORK/$name/client.log" 8
         show_tail "$SCEPD_LOG" 8
         return 0
     fi
-    check_cert "$name" "$WORK/$name.pem" "$WORK/$name.key" "$cn" "$dir" || {
+    check_cert "$name" "$WORK/$name/cert.pem" "$WORK/$name/key.pem" "$cn" "$dir" || {
         show_tail "$SCEPD_LOG" 8
         return 0
     }
@@ -75,13 +78,14 @@ if init_scepd "$D_POST" "$CHALLENGE" && start_scepd "$D_POST"; then
     run_scepclient scepclient-negative "$SCEPD_URL" "not-$CHALLENGE" "$NEG_CN" || rc=$?
     if ((rc == 0)); then
         fail scepclient-wrong-challenge "scepclient exited 0 with a wrong challenge"
-    elif [[ -s $WORK/scepclient-negative.pem ]]; then
+    elif [[ -s $WORK/scepclient-negative/cert.pem ]]; then
         fail scepclient-wrong-challenge "scepclient exited $rc but wrote a certificate"
     else
         n=$(ctl_count_subject "$D_POST" "$NEG_CN") || n=error
         if [[ $n == 0 ]]; then
             pass scepclient-wrong-challenge
-            log "  client said: $(grep -v '^$' "$WORK/scepclient-negative.log" | tail -n 1)"
+            log "  client said: $(grep -v '^$' "$WORK/scepclient-negative/client.log" | tail -n 1)"
+            log "  scepd said: $(scepd_pkiop_lines "$SCEPD_LOG" | tail -n 1)"
         else
             fail scepclient-wrong-challenge "scepctl certs list shows $n certificate(s) for CN=$NEG_CN"
         fi

@@ -1,0 +1,490 @@
+/*
+ * test_service.c - PKIOperation end to end through scep_service_*, with
+ * requests built like real clients build them, and the negative cases of
+ * issue 2 asserting the exact error: wrong challenge, CSR key != signer key,
+ * bad CSR signature, trailing bytes, unknown message types, wrong recipient.
+ * Every negative case also asserts that no certificate row was written.
+ */
+#include "testutil.h"
+
+#include <string.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "scepd/certrep.h"
+#include "scepd/issue.h"
+#include "scepd/pki.h"
+#include "scepd/pkimsg.h"
+
+#include <openssl/cms.h>
+#include <openssl/pkcs7.h>
+
+static int
+setup(void **state)
+{
+    *state = fixture_new(NULL);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture_free(*state);
+    return 0;
+}
+
+/* A SUCCESS reply for t: verifies, decrypts, chains to the CA, subject and key match. */
+static X509 *
+expect_success(struct fixture *f, struct test_req *t, EVP_PKEY *key, const char *cn)
+{
+    struct scep_result r;
+    struct scep_client_reply rep;
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    X509 *cert;
+    char buf[256];
+
+    test_run(f, t->der, t->der_len, &r);
+    assert_int_equal(r.err, SCEP_OK);
+    test_reply(f, &r, t, key, &rep);
+    assert_int_equal(rep.status, 0);
+    assert_non_null(rep.cert);
+    assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(rep.cert), key), 1);
+    X509_NAME_get_text_by_NID(X509_get_subject_name(rep.cert), NID_commonName, buf, sizeof(buf));
+    assert_string_equal(buf, cn);
+    X509_STORE_add_cert(store, f->ca);
+    X509_STORE_CTX_init(ctx, store, rep.cert, NULL);
+    assert_int_equal(X509_verify_cert(ctx), 1);
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    cert = rep.cert;
+    rep.cert = NULL;
+    scep_client_reply_clear(&rep);
+    scep_result_clear(&r);
+    return cert;
+}
+
+/* A FAILURE CertRep with failInfo fi and failInfoText text; no certificate written. */
+static void
+expect_failure(struct fixture *f, struct test_req *t, EVP_PKEY *key, int fi, enum scep_err err)
+{
+    struct scep_result r;
+    struct scep_client_reply rep;
+    int before = test_cert_count(f);
+
+    test_run(f, t->der, t->der_len, &r);
+    assert_int_equal(r.err, err);
+    test_reply(f, &r, t, key, &rep);
+    assert_int_equal(rep.status, 2);
+    assert_int_equal(rep.fail_info, fi);
+    assert_string_equal(rep.fail_text, scep_strerror(err));
+    assert_null(rep.cert);
+    scep_client_reply_clear(&rep);
+    scep_result_clear(&r);
+    assert_int_equal(test_cert_count(f), before);
+}
+
+static void
+test_service_pkcsreq_success(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t;
+    X509 *c;
+
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=device-1,O=Example", TEST_CHALLENGE);
+    c = expect_success(f, &t, test_key(0), "device-1");
+    assert_int_equal(test_cert_count(f), 1);
+    /* serial: 16 octets, positive */
+    assert_int_equal(ASN1_STRING_length(X509_get0_serialNumber(c)), 16);
+    assert_true((ASN1_STRING_get0_data(X509_get0_serialNumber(c))[0] & 0x80) == 0);
+    assert_int_equal(X509_check_ca(c), 0);
+    X509_free(c);
+    test_req_clear(&t);
+}
+
+static void
+test_service_pkcsreq_ciphers(void **state)
+{
+    struct fixture *f = *state;
+    static const char *ciphers[] = {"AES-128-CBC", "AES-192-CBC", "AES-256-CBC", "DES-EDE3-CBC",
+                                    "DES-CBC"};
+    size_t i;
+
+    for (i = 0; i < sizeof(ciphers) / sizeof(ciphers[0]); i++) {
+        struct test_req t;
+        char dn[64];
+        X509 *c;
+        snprintf(dn, sizeof(dn), "CN=cipher-%zu", i);
+        test_req_make(&t, f, test_key(1 + (int)i % 3), test_key(1 + (int)i % 3), dn,
+                      TEST_CHALLENGE);
+        snprintf(t.txid, sizeof(t.txid), "cipher-%zu", i);
+        t.req.cipher = ciphers[i];
+        t.req.oaep = i % 2; /* OAEP key transport as Windows sends it */
+        test_req_build(&t);
+        c = expect_success(f, &t, t.req.signer_key, dn + 3);
+        X509_free(c);
+        test_req_clear(&t);
+    }
+    assert_int_equal(test_cert_count(f), 5);
+}
+
+static void
+test_service_pkcsreq_wrong_challenge(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t;
+
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=x", "not-the-challenge");
+    expect_failure(f, &t, test_key(0), 2, SCEP_E_CHALLENGE);
+    test_req_clear(&t);
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=x", NULL);
+    expect_failure(f, &t, test_key(0), 2, SCEP_E_CHALLENGE_MISSING);
+    test_req_clear(&t);
+}
+
+static void
+test_service_pkcsreq_pop_key_mismatch(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t;
+
+    /* CSR for key 1, CMS signed (and reply encrypted) with key 2. */
+    test_req_make(&t, f, test_key(1), test_key(2), "CN=x", TEST_CHALLENGE);
+    expect_failure(f, &t, test_key(2), 2, SCEP_E_POP);
+    test_req_clear(&t);
+}
+
+static void
+test_service_pkcsreq_bad_csr_signature(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t;
+
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=x", TEST_CHALLENGE);
+    t.csr[t.csr_len - 5] ^= 0x01; /* inside the signature BIT STRING */
+    test_req_build(&t);
+    expect_failure(f, &t, test_key(0), 1, SCEP_E_CSR_SIGNATURE);
+    test_req_clear(&t);
+}
+
+static void
+test_service_pkcsreq_trailing_bytes(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t;
+    struct scep_result r;
+    unsigned char *d;
+
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=x", TEST_CHALLENGE);
+    d = malloc(t.der_len + 1);
+    memcpy(d, t.der, t.der_len);
+    d[t.der_len] = 0;
+    test_run(f, d, t.der_len + 1, &r);
+    assert_int_equal(r.err, SCEP_E_DER_TRAILING);
+    assert_int_equal(r.http_status, 400);
+    scep_result_clear(&r);
+    free(d);
+    assert_int_equal(test_cert_count(f), 0);
+    test_req_clear(&t);
+}
+
+static void
+test_service_pkcsreq_trailing_bytes_in_csr(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t;
+    unsigned char *csr;
+
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=x", TEST_CHALLENGE);
+    csr = malloc(t.csr_len + 2);
+    memcpy(csr, t.csr, t.csr_len);
+    csr[t.csr_len] = 0;
+    csr[t.csr_len + 1] = 0;
+    free(t.csr);
+    t.csr = csr;
+    t.csr_len += 2;
+    t.req.inner = t.csr;
+    t.req.inner_len = t.csr_len;
+    test_req_build(&t);
+    expect_failure(f, &t, test_key(0), 2, SCEP_E_CSR_PARSE);
+    test_req_clear(&t);
+}
+
+/* Every messageType other than PKCSReq is refused before authorization (CVE-2026-30836). */
+static void
+test_service_msgtype_default_deny(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t;
+    char txt[8];
+    int v;
+
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=x", TEST_CHALLENGE);
+    for (v = 0; v <= 255; v++) {
+        if (v == 19)
+            continue;
+        snprintf(txt, sizeof(txt), "%d", v);
+        t.req.msgtype_text = txt;
+        t.req.nonce_len = 0;
+        test_req_build(&t);
+        expect_failure(f, &t, test_key(0), 2, SCEP_E_MSGTYPE);
+    }
+    t.req.msgtype_text = "abc";
+    test_req_build(&t);
+    expect_failure(f, &t, test_key(0), 2, SCEP_E_MSGTYPE);
+    t.req.msgtype_text = "";
+    test_req_build(&t);
+    expect_failure(f, &t, test_key(0), 2, SCEP_E_MSGTYPE);
+    test_req_clear(&t);
+}
+
+static void
+test_service_wrong_recipient(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t;
+    X509 *other = NULL;
+    X509_NAME *n = NULL;
+
+    assert_int_equal(scep_pki_parse_dn("CN=someone else", &n), SCEP_OK);
+    assert_int_equal(scep_client_selfsigned(test_key(3), n, &other), SCEP_OK);
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=x", TEST_CHALLENGE);
+    t.req.recipient = other;
+    test_req_build(&t);
+    expect_failure(f, &t, test_key(0), 1, SCEP_E_DECRYPT);
+    test_req_clear(&t);
+    X509_free(other);
+    X509_NAME_free(n);
+}
+
+/* A retransmission gets the same certificate; another key with the txid gets badRequest. */
+static void
+test_service_retransmission_idempotent(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t, u;
+    X509 *a, *b;
+
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=dev", TEST_CHALLENGE);
+    a = expect_success(f, &t, test_key(0), "dev");
+    t.req.nonce_len = 0; /* a resend with a fresh nonce */
+    test_req_build(&t);
+    b = expect_success(f, &t, test_key(0), "dev");
+    assert_int_equal(X509_cmp(a, b), 0);
+    assert_int_equal(test_cert_count(f), 1);
+
+    test_req_make(&u, f, test_key(1), test_key(1), "CN=dev", TEST_CHALLENGE);
+    snprintf(u.txid, sizeof(u.txid), "%s", t.txid);
+    test_req_build(&u);
+    expect_failure(f, &u, test_key(1), 2, SCEP_E_TXID_KEY);
+
+    /* same key, same txid, another CSR (subject changed) */
+    test_req_clear(&u);
+    test_req_make(&u, f, test_key(0), test_key(0), "CN=other", TEST_CHALLENGE);
+    snprintf(u.txid, sizeof(u.txid), "%s", t.txid);
+    test_req_build(&u);
+    expect_failure(f, &u, test_key(0), 2, SCEP_E_TXID_KEY);
+    assert_int_equal(test_cert_count(f), 1);
+    X509_free(a);
+    X509_free(b);
+    test_req_clear(&t);
+    test_req_clear(&u);
+}
+
+/* Old iOS sends 8-byte nonces and wants them back at that length (digest P13). */
+static void
+test_service_short_nonce_echoed(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t;
+    X509 *c;
+
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=ios", TEST_CHALLENGE);
+    memcpy(t.req.nonce, "12345678", 8);
+    t.req.nonce_len = 8;
+    test_req_build(&t);
+    c = expect_success(f, &t, test_key(0), "ios"); /* parse_reply compares at 8 bytes */
+    X509_free(c);
+    test_req_clear(&t);
+}
+
+/* Offset of the RSA-encrypted key (the 256-byte OCTET STRING) in an envelope. */
+static size_t
+rsa_block_offset(const unsigned char *d, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i + 4 + 256 <= n; i++)
+        if (d[i] == 0x04 && d[i + 1] == 0x82 && d[i + 2] == 0x01 && d[i + 3] == 0x00)
+            return i + 4;
+    fail_msg("no RSA key block in the envelope");
+    return 0;
+}
+
+/*
+ * A bad RSA key block, a bad last CBC block (padding) and a bad middle block
+ * give the client the same FAILURE: failInfo, text and size (matrix C12).
+ */
+static void
+test_service_decrypt_failures_indistinguishable(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t;
+    struct scep_pkimsg *m = NULL;
+    size_t sizes[3], variant;
+    unsigned char *env;
+    size_t envlen;
+
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=x", TEST_CHALLENGE);
+    t.req.inner_len = t.csr_len; /* the CSR is ~600 bytes: many CBC blocks */
+    assert_int_equal(scep_pkimsg_parse(t.der, t.der_len, &m), SCEP_OK);
+    envlen = m->content_len;
+    for (variant = 0; variant < 3; variant++) {
+        struct scep_result r;
+        struct scep_client_reply rep;
+        env = malloc(envlen);
+        memcpy(env, m->content, envlen);
+        if (variant == 0)
+            env[rsa_block_offset(env, envlen) + 17] ^= 0xff;
+        else if (variant == 1)
+            env[envlen - 1] ^= 0x5a; /* padding block */
+        else
+            env[envlen - 100] ^= 0x5a; /* a middle block: garbage CSR */
+        t.req.envelope = env;
+        t.req.envelope_len = envlen;
+        t.req.nonce_len = 0;
+        test_req_build(&t);
+        test_run(f, t.der, t.der_len, &r);
+        test_reply(f, &r, &t, test_key(0), &rep);
+        assert_int_equal(rep.status, 2);
+        sizes[variant] = r.body_len;
+        if (variant < 2) {
+            assert_int_equal(r.err, SCEP_E_DECRYPT);
+            assert_int_equal(rep.fail_info, 1);
+            assert_string_equal(rep.fail_text, scep_strerror(SCEP_E_DECRYPT));
+        }
+        scep_client_reply_clear(&rep);
+        scep_result_clear(&r);
+        free(env);
+    }
+    assert_int_equal(sizes[0], sizes[1]);
+    assert_int_equal(test_cert_count(f), 0);
+    scep_pkimsg_free(m);
+    test_req_clear(&t);
+}
+
+static void
+test_service_des_refused_when_configured(void **state)
+{
+    struct scep_init_opts o;
+    struct fixture *f;
+    struct test_req t;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.refuse_des = 1;
+    f = fixture_new(&o);
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=x", TEST_CHALLENGE);
+    t.req.cipher = "DES-CBC";
+    test_req_build(&t);
+    expect_failure(f, &t, test_key(0), 0, SCEP_E_CIPHER_REFUSED);
+    test_req_clear(&t);
+    fixture_free(f);
+}
+
+static void
+test_service_getcacaps_and_getcacert(void **state)
+{
+    struct fixture *f = *state;
+    struct scep_result r;
+    const unsigned char *p;
+    PKCS7 *p7;
+    STACK_OF(X509) *certs;
+
+    scep_service_getcacaps(f->svc, f->ep, &r);
+    assert_string_equal(r.content_type, "text/plain");
+    assert_int_equal(r.body_len, strlen("AES\nDES3\nPOSTPKIOperation\nSCEPStandard\nSHA-1\nSHA-256\nSHA-512\n"));
+    assert_memory_equal(r.body, "AES\nDES3\nPOSTPKIOperation\nSCEPStandard\nSHA-1\nSHA-256\nSHA-512\n", r.body_len);
+    scep_result_clear(&r);
+    scep_service_getcacert(f->svc, f->ep, &r);
+    assert_string_equal(r.content_type, "application/x-x509-ca-ra-cert");
+    p = r.body;
+    p7 = d2i_PKCS7(NULL, &p, (long)r.body_len);
+    assert_non_null(p7);
+    assert_ptr_equal(p, r.body + r.body_len);
+    certs = p7->d.sign->cert;
+    assert_int_equal(sk_X509_num(certs), 2);
+    assert_int_equal(X509_cmp(sk_X509_value(certs, 0), f->ra), 0); /* RA first */
+    assert_int_equal(X509_cmp(sk_X509_value(certs, 1), f->ca), 0);
+    assert_int_equal(sk_PKCS7_SIGNER_INFO_num(p7->d.sign->signer_info), 0);
+    assert_null(p7->d.sign->contents->d.data); /* eContent absent (RFC 8894 §3.4) */
+    PKCS7_free(p7);
+    scep_result_clear(&r);
+}
+
+/* The RA certificate: keyUsage digitalSignature + keyEncipherment, issued by the CA. */
+static void
+test_service_ra_certificate(void **state)
+{
+    struct fixture *f = *state;
+    uint32_t ku = X509_get_key_usage(f->ra);
+
+    assert_true(ku & KU_DIGITAL_SIGNATURE);
+    assert_true(ku & KU_KEY_ENCIPHERMENT);
+    assert_int_equal(X509_check_issued(f->ca, f->ra), X509_V_OK);
+    assert_int_equal(EVP_PKEY_get_base_id(X509_get0_pubkey(f->ra)), EVP_PKEY_RSA);
+    assert_true(X509_get_key_usage(f->ca) & KU_DIGITAL_SIGNATURE);
+}
+
+/* The CertRep SignerInfo uses rsaEncryption (strongSwan rejects sha256WithRSA). */
+static void
+test_service_certrep_signature_algorithm(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t;
+    struct scep_result r;
+    const unsigned char *p;
+    CMS_ContentInfo *cms;
+    X509_ALGOR *sig = NULL;
+
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=x", "wrong-challenge");
+    test_run(f, t.der, t.der_len, &r);
+    p = r.body;
+    cms = d2i_CMS_ContentInfo(NULL, &p, (long)r.body_len);
+    assert_non_null(cms);
+    CMS_SignerInfo_get0_algs(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0), NULL, NULL,
+                             NULL, &sig);
+    assert_int_equal(OBJ_obj2nid(sig->algorithm), NID_rsaEncryption);
+    /* FAILURE carries no pkcsPKIEnvelope */
+    assert_true(CMS_get0_content(cms) == NULL || *CMS_get0_content(cms) == NULL);
+    CMS_ContentInfo_free(cms);
+    scep_result_clear(&r);
+    test_req_clear(&t);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_service_pkcsreq_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_pkcsreq_ciphers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_pkcsreq_wrong_challenge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_pkcsreq_pop_key_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_pkcsreq_bad_csr_signature, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_pkcsreq_trailing_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_pkcsreq_trailing_bytes_in_csr, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_service_msgtype_default_deny, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_wrong_recipient, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_retransmission_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_short_nonce_echoed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_decrypt_failures_indistinguishable, setup,
+                                        teardown),
+        cmocka_unit_test(test_service_des_refused_when_configured),
+        cmocka_unit_test_setup_teardown(test_service_getcacaps_and_getcacert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_ra_certificate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_certrep_signature_algorithm, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

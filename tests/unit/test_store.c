@@ -1,0 +1,118 @@
+/*
+ * test_store.c - the SQLite store: transaction uniqueness, serial
+ * uniqueness, durability settings.
+ */
+#include "testutil.h"
+
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "scepd/store.h"
+
+static int
+setup(void **state)
+{
+    *state = fixture_new(NULL);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture_free(*state);
+    return 0;
+}
+
+static void
+rows(struct fixture *f, const char *txid, const char *serial, struct scep_request_row *req,
+     struct scep_cert_row *cert)
+{
+    memset(req, 0, sizeof(*req));
+    memset(cert, 0, sizeof(*cert));
+    req->endpoint_id = f->ep->id;
+    req->txid_len = strlen(txid);
+    memcpy(req->txid, txid, req->txid_len);
+    memset(req->key_hash, 1, 32);
+    memset(req->csr_hash, 2, 32);
+    req->msgtype = 19;
+    req->status = SCEP_REQ_ISSUED;
+    snprintf(cert->serial, sizeof(cert->serial), "%s", serial);
+    cert->ca_id = f->ep->ca_id;
+    cert->endpoint_id = f->ep->id;
+    cert->subject = "CN=x";
+    cert->sans = "";
+    snprintf(cert->sha1, sizeof(cert->sha1), "%s", serial);
+    snprintf(cert->sha256, sizeof(cert->sha256), "sha256-%s", serial);
+    cert->der = (const unsigned char *)"der";
+    cert->der_len = 3;
+    cert->txid = req->txid;
+    cert->txid_len = req->txid_len;
+}
+
+static void
+test_store_commit_conflicts(void **state)
+{
+    struct fixture *f = *state;
+    struct scep_store *s = scep_service_store(f->svc);
+    struct scep_request_row req, got;
+    struct scep_cert_row cert;
+    unsigned char *der = NULL;
+    size_t derlen = 0;
+
+    rows(f, "tx1", "0a01", &req, &cert);
+    assert_int_equal(scep_store_commit_issuance(s, &req, (const unsigned char *)"csr", 3, &cert),
+                     SCEP_OK);
+    /* same (endpoint, txid): the duplicate loses and nothing is written */
+    rows(f, "tx1", "0a02", &req, &cert);
+    assert_int_equal(scep_store_commit_issuance(s, &req, (const unsigned char *)"csr", 3, &cert),
+                     SCEP_E_CONFLICT);
+    /* same serial under another txid */
+    rows(f, "tx2", "0a01", &req, &cert);
+    assert_int_equal(scep_store_commit_issuance(s, &req, (const unsigned char *)"csr", 3, &cert),
+                     SCEP_E_EXISTS);
+    assert_int_equal(test_cert_count(f), 1);
+    /* the request that did not commit left no row */
+    assert_int_equal(scep_store_find_request(s, f->ep->id, (const unsigned char *)"tx2", 3, &got,
+                                             NULL, NULL),
+                     SCEP_E_NO_ENTRY);
+    assert_int_equal(scep_store_find_request(s, f->ep->id, (const unsigned char *)"tx1", 3, &got,
+                                             &der, &derlen),
+                     SCEP_OK);
+    assert_int_equal(got.status, SCEP_REQ_ISSUED);
+    assert_string_equal(got.serial, "0a01");
+    assert_int_equal(derlen, 3);
+    free(der);
+}
+
+static void
+test_store_durability_pragmas(void **state)
+{
+    struct fixture *f = *state;
+    char path[512];
+    sqlite3 *db;
+    sqlite3_stmt *st;
+
+    /* WAL is persistent in the file: a new connection sees it. */
+    snprintf(path, sizeof(path), "%s/%s", f->dir, SCEP_DB_FILE);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_store_commit_conflicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_durability_pragmas, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
