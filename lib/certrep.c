@@ -2,7 +2,8 @@
  * certrep.c - build CertRep replies and certs-only bundles (see certrep.h).
  *
  * Trusts: its caller for which status to send.  Must never: put a
- * pkcsPKIEnvelope in a FAILURE or PENDING reply (RFC 8894 §3.3.2.2-3),
+ * pkcsPKIEnvelope in a FAILURE or PENDING reply (RFC 8894 §3.3.2.2-3; the
+ * eContent is present but empty, see scep_certrep_build),
  * alter the transactionID or shorten/lengthen the recipientNonce.
  */
 #include <limits.h>
@@ -150,8 +151,13 @@ scep_certrep_build(const struct scep_certrep *r, unsigned char **out, size_t *ou
 
     *out = NULL;
     *outlen = 0;
-    if (!success)
-        flags |= CMS_DETACHED; /* no pkcsPKIEnvelope at all */
+    /*
+     * FAILURE and PENDING carry no pkcsPKIEnvelope: the eContent is an empty
+     * OCTET STRING rather than absent.  certmonger (and anything verifying
+     * with OpenSSL's PKCS7_verify) rejects an absent eContent with "no
+     * content"; the Go SCEP library behind micromdm and step-ca sends the
+     * empty form too, which Apple and Windows clients accept.
+     */
     if (success) {
         if ((rc = envelope(r, &content)) != SCEP_OK)
             goto out;

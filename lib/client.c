@@ -272,7 +272,7 @@ scep_client_parse_reply(const unsigned char *der, size_t len, X509 *ra_cert,
     BIO *content = NULL, *dcont = NULL, *plain = NULL;
     BUF_MEM *bm;
     char buf[300];
-    int detached;
+    int detached, empty;
 
     memset(out, 0, sizeof(*out));
     out->fail_info = -1;
@@ -289,7 +289,9 @@ scep_client_parse_reply(const unsigned char *der, size_t len, X509 *ra_cert,
     if ((extra = sk_X509_new_null()) == NULL || !sk_X509_push(extra, ra_cert))
         goto out;
     pos = CMS_get0_content(cms);
+    /* FAILURE/PENDING: eContent absent (RFC 8894) or empty (Go SCEP, scepd). */
     detached = pos == NULL || *pos == NULL;
+    empty = detached || ASN1_STRING_length(*pos) == 0;
     if ((content = BIO_new(BIO_s_mem())) == NULL)
         goto out;
     if (detached && (dcont = BIO_new_mem_buf("", 0)) == NULL)
@@ -323,7 +325,7 @@ scep_client_parse_reply(const unsigned char *der, size_t len, X509 *ra_cert,
         goto out; /* failInfo only with FAILURE */
     }
     if (out->status != 0) {
-        rc = detached ? SCEP_OK : SCEP_E_ATTR; /* no envelope in FAILURE/PENDING */
+        rc = empty ? SCEP_OK : SCEP_E_ATTR; /* no envelope in FAILURE/PENDING */
         goto out;
     }
     rc = SCEP_E_DECRYPT;
