@@ -328,6 +328,10 @@ scep_client_parse_reply(const unsigned char *der, size_t len, X509 *ra_cert,
         rc = empty ? SCEP_OK : SCEP_E_ATTR; /* no envelope in FAILURE/PENDING */
         goto out;
     }
+    if (cert_key == NULL) {
+        rc = SCEP_OK; /* the caller did not ask for the certificate */
+        goto out;
+    }
     rc = SCEP_E_DECRYPT;
     BIO_get_mem_ptr(content, &bm);
     if (bm == NULL || bm->length == 0)

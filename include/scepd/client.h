@@ -59,7 +59,8 @@ struct scep_client_reply {
  * Verify a CertRep: signed by ra_cert, messageType 3, transactionID and
  * recipientNonce equal to req's, pkiStatus present, failInfo iff FAILURE;
  * on SUCCESS decrypt with req->signer_key and find the certificate whose
- * public key is cert_key (the CSR's key).  SCEP_E_BAD_SIGNATURE /
+ * public key is cert_key (the CSR's key).  cert_key NULL: check the
+ * signature and attributes only, leave out->cert NULL (load generators).  SCEP_E_BAD_SIGNATURE /
  * SCEP_E_ATTR / SCEP_E_DECRYPT / SCEP_E_NO_ENTRY (no matching certificate).
  */
 enum scep_err scep_client_parse_reply(const unsigned char *der, size_t len, X509 *ra_cert,
