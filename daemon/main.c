@@ -46,6 +46,9 @@ usage(FILE *f)
             "  --validity-days N    validity of issued certificates (default 365)\n"
             "  --refuse-des         refuse requests encrypted with single DES (default: accept,\n"
             "                       since micromdm's scepclient and the Go SCEP library use it)\n"
+            "  --getcacert FORM     chain (default): GetCACert returns RA + CA as PKCS#7;\n"
+            "                       single: the CA certificate alone (RSA CA only; the CA key\n"
+            "                       then decrypts requests and signs replies)\n"
             "  --get-only           do not advertise POSTPKIOperation/SCEPStandard, so clients\n"
             "                       send PKIOperation by GET (for old or test clients)\n"
             "\n"
@@ -83,6 +86,7 @@ enum {
     OPT_VALIDITY,
     OPT_REFUSE_DES,
     OPT_GET_ONLY,
+    OPT_GETCACERT,
     OPT_LISTEN,
     OPT_THREADS,
     OPT_MAX_CONN,
@@ -101,6 +105,7 @@ static const struct option longopts[] = {
     {"validity-days", required_argument, NULL, OPT_VALIDITY},
     {"refuse-des", no_argument, NULL, OPT_REFUSE_DES},
     {"get-only", no_argument, NULL, OPT_GET_ONLY},
+    {"getcacert", required_argument, NULL, OPT_GETCACERT},
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-connections", required_argument, NULL, OPT_MAX_CONN},
@@ -162,6 +167,13 @@ parse(int argc, char **argv, int serve, struct opts *o)
             break;
         case OPT_GET_ONLY:
             o->init.get_only = 1;
+            break;
+        case OPT_GETCACERT:
+            if (strcmp(optarg, "single") != 0 && strcmp(optarg, "chain") != 0) {
+                fprintf(stderr, "scepd: --getcacert %s: use chain or single\n", optarg);
+                return -1;
+            }
+            o->init.getcacert_single = strcmp(optarg, "single") == 0;
             break;
         case OPT_LISTEN:
         case OPT_THREADS:

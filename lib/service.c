@@ -9,6 +9,7 @@
  * before scep_store_commit_issuance() returned SCEP_OK.
  */
 #include <limits.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,18 @@ build_cacert(struct scep_endpoint *e)
     return rc;
 }
 
+/* Keys must not be readable by others; say so loudly, but keep serving. */
+static void
+warn_key_mode(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) == 0 && (st.st_mode & 077) != 0)
+        scep_log(SCEP_LOG_WARN, "service",
+                 "key file is readable by group or others path=%s mode=%03o fix=\"chmod 600 %s\"",
+                 path, (unsigned)(st.st_mode & 0777), path);
+}
+
 static int
 load_endpoint(void *arg, const struct scep_endpoint_row *row)
 {
@@ -180,6 +193,7 @@ load_endpoint(void *arg, const struct scep_endpoint_row *row)
         c->rc = SCEP_E_KEY_FILE;
         goto fail;
     }
+    warn_key_mode(p);
     if (scep_path(p, sizeof(p), svc->datadir, row->ra_key_ref) != SCEP_OK ||
         scep_pki_read_key(p, &e->ra_key) != SCEP_OK || X509_check_private_key(e->ra_cert, e->ra_key) != 1) {
         snprintf(c->errbuf, c->errlen,
@@ -189,6 +203,7 @@ load_endpoint(void *arg, const struct scep_endpoint_row *row)
         c->rc = SCEP_E_KEY_FILE;
         goto fail;
     }
+    warn_key_mode(p);
     if (e->getcacert_single) {
         e->reply_cert = e->ca_cert;
         e->reply_key = e->ca_key;

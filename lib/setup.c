@@ -217,6 +217,13 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
         if ((rc = scep_pki_make_root(ca_key, ca_name, 3650, &ca)) != SCEP_OK)
             goto out;
     }
+    if (o->getcacert_single && EVP_PKEY_get_base_id(ca_key) != EVP_PKEY_RSA) {
+        seterr(errbuf, errlen,
+               "--getcacert single needs an RSA CA (clients encrypt to it); use --ca-key rsa:2048 "
+               "or --getcacert chain");
+        rc = SCEP_E_INVALID_ARG;
+        goto out;
+    }
     if ((rc = scep_path(p, sizeof(p), tmp, SCEP_CA_KEY_FILE)) != SCEP_OK ||
         (rc = scep_pki_write_key(p, ca_key)) != SCEP_OK)
         goto io;
@@ -253,7 +260,8 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
     ep.ca_id = ca_id;
     snprintf(ep.ra_key_ref, sizeof(ep.ra_key_ref), "%s", SCEP_RA_KEY_FILE);
     snprintf(ep.challenge_mode, sizeof(ep.challenge_mode), "static");
-    snprintf(ep.getcacert_format, sizeof(ep.getcacert_format), "chain");
+    snprintf(ep.getcacert_format, sizeof(ep.getcacert_format), "%s",
+             o->getcacert_single ? "single" : "chain");
     ep.allow_des = !o->refuse_des;
     ep.advertise_post = !o->get_only;
     ep.validity_days = o->validity_days > 0 ? o->validity_days : 365;

@@ -7,6 +7,7 @@
  */
 #include "testutil.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/pem.h>
@@ -465,6 +466,120 @@ test_service_certrep_signature_algorithm(void **state)
     test_req_clear(&t);
 }
 
+/* An EC P-256 CA signs certificates; the RA stays RSA for key transport. */
+static void
+test_service_ec_ca(void **state)
+{
+    struct scep_init_opts o;
+    struct fixture *f;
+    struct test_req t;
+    X509 *c;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.ca_key_spec = "ec:p256";
+    f = fixture_new(&o);
+    assert_int_equal(EVP_PKEY_get_base_id(X509_get0_pubkey(f->ca)), EVP_PKEY_EC);
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=ecca", TEST_CHALLENGE);
+    c = expect_success(f, &t, test_key(0), "ecca");
+    assert_int_equal(X509_get_signature_nid(c), NID_ecdsa_with_SHA256);
+    X509_free(c);
+    test_req_clear(&t);
+    fixture_free(f);
+}
+
+/* The single-certificate form: the CA alone, which decrypts and signs replies. */
+static void
+test_service_getcacert_single(void **state)
+{
+    struct scep_init_opts o;
+    struct fixture *f;
+    struct test_req t;
+    struct scep_result r;
+    struct scep_client_reply rep;
+    const unsigned char *p;
+    X509 *x;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.getcacert_single = 1;
+    f = fixture_new(&o);
+    scep_service_getcacert(f->svc, f->ep, &r);
+    assert_string_equal(r.content_type, "application/x-x509-ca-cert");
+    p = r.body;
+    x = d2i_X509(NULL, &p, (long)r.body_len);
+    assert_non_null(x);
+    assert_int_equal(X509_cmp(x, f->ca), 0);
+    X509_free(x);
+    scep_result_clear(&r);
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=single", TEST_CHALLENGE);
+    t.req.recipient = f->ca;
+    test_req_build(&t);
+    test_run(f, t.der, t.der_len, &r);
+    assert_int_equal(r.err, SCEP_OK);
+    assert_int_equal(scep_client_parse_reply(r.body, r.body_len, f->ca, &t.req, test_key(0), &rep),
+                     SCEP_OK);
+    assert_int_equal(rep.status, 0);
+    assert_non_null(rep.cert);
+    scep_client_reply_clear(&rep);
+    scep_result_clear(&r);
+    test_req_clear(&t);
+    fixture_free(f);
+}
+
+/* An imported CA (certificate + key files) issues; a mismatched pair is refused. */
+static void
+test_service_imported_ca(void **state)
+{
+    char base[] = "/tmp/scepd-import-XXXXXX", cf[600], kf[600], other[600], dir[600], err[512];
+    char chal[300];
+    struct scep_init_opts o;
+    EVP_PKEY *k = NULL, *k2 = NULL;
+    X509_NAME *n = NULL;
+    X509 *ca = NULL;
+    struct fixture *f;
+    struct test_req t;
+    X509 *c;
+
+    (void)state;
+    assert_non_null(mkdtemp(base));
+    snprintf(cf, sizeof(cf), "%s/ca.pem", base);
+    snprintf(kf, sizeof(kf), "%s/ca.key", base);
+    snprintf(other, sizeof(other), "%s/other.key", base);
+    assert_int_equal(scep_pki_genkey("rsa:2048", &k), SCEP_OK);
+    assert_int_equal(scep_pki_genkey("ec:p256", &k2), SCEP_OK);
+    assert_int_equal(scep_pki_parse_dn("CN=Imported Root,O=Example", &n), SCEP_OK);
+    assert_int_equal(scep_pki_make_root(k, n, 365, &ca), SCEP_OK);
+    assert_int_equal(scep_pki_write_cert(cf, ca), SCEP_OK);
+    assert_int_equal(scep_pki_write_key(kf, k), SCEP_OK);
+    assert_int_equal(scep_pki_write_key(other, k2), SCEP_OK);
+
+    memset(&o, 0, sizeof(o));
+    snprintf(dir, sizeof(dir), "%s/bad", base);
+    o.datadir = dir;
+    o.ca_cert_file = cf;
+    o.ca_key_file = other;
+    assert_int_equal(scep_setup_init(&o, chal, sizeof(chal), err, sizeof(err)), SCEP_E_KEY_FILE);
+    assert_non_null(strstr(err, "does not match"));
+
+    memset(&o, 0, sizeof(o));
+    o.ca_cert_file = cf;
+    o.ca_key_file = kf;
+    f = fixture_new(&o);
+    assert_int_equal(X509_cmp(f->ca, ca), 0);
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=imp", TEST_CHALLENGE);
+    c = expect_success(f, &t, test_key(0), "imp");
+    X509_free(c);
+    test_req_clear(&t);
+    fixture_free(f);
+    X509_free(ca);
+    X509_NAME_free(n);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(k2);
+    snprintf(dir, sizeof(dir), "rm -rf '%s'", base);
+    assert_int_equal(system(dir), 0);
+}
+
 int
 main(void)
 {
@@ -484,6 +599,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_service_decrypt_failures_indistinguishable, setup,
                                         teardown),
         cmocka_unit_test(test_service_des_refused_when_configured),
+        cmocka_unit_test(test_service_ec_ca),
+        cmocka_unit_test(test_service_getcacert_single),
+        cmocka_unit_test(test_service_imported_ca),
         cmocka_unit_test_setup_teardown(test_service_getcacaps_and_getcacert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_ra_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_certrep_signature_algorithm, setup, teardown),
