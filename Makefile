@@ -1,6 +1,7 @@
 # Top-level wrapper: the README's two commands.
 #   make run   - install what is needed, build, start scepd on embedded defaults
-#   make test  - install what is needed, build, run every test
+#   make test  - install what is needed, build, run every test, then the unit,
+#                HTTP and interop tests again under ASan+UBSan
 BUILD ?= build
 DATA ?= $(CURDIR)/data
 LISTEN ?= 127.0.0.1:8080
@@ -24,6 +25,7 @@ run: deps build
 test: deps
 	$(MAKE) build CMAKE_FLAGS="$(CMAKE_FLAGS) -DSCEPD_WERROR=$${CI:+ON}"
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) asan
 
 test-only:
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -31,7 +33,7 @@ test-only:
 asan: deps
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DSCEPD_SANITIZE=ON -DSCEPD_WERROR=ON >/dev/null
 	cmake --build $(BUILD)-asan -j $(JOBS)
-	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -L unit
+	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -L 'unit|http|interop'
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

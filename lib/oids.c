@@ -1,6 +1,8 @@
 /*
  * oids.c - OID registration and provider loading (see oids.h).
  */
+#include <stdlib.h>
+
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/provider.h>
@@ -10,6 +12,22 @@
 static struct scep_nids nids;
 static int have_des;
 static int initialised;
+static OSSL_PROVIDER *prov_default, *prov_legacy;
+
+/*
+ * Unloaded at exit, before OpenSSL's own cleanup (atexit runs in reverse):
+ * otherwise the legacy module's allocations outlive its dlclose and
+ * LeakSanitizer reports them.
+ */
+static void
+unload_providers(void)
+{
+    if (prov_legacy != NULL)
+        OSSL_PROVIDER_unload(prov_legacy);
+    if (prov_default != NULL)
+        OSSL_PROVIDER_unload(prov_default);
+    prov_legacy = prov_default = NULL;
+}
 
 static int
 reg(const char *oid, const char *sn, const char *ln)
@@ -52,9 +70,11 @@ scep_lib_init(void)
      * Single DES is what micromdm's scepclient and the Go SCEP library send
      * by default (issue 2); without the legacy module it is refused.
      */
-    if (OSSL_PROVIDER_load(NULL, "default") == NULL)
+    if ((prov_default = OSSL_PROVIDER_load(NULL, "default")) == NULL)
         return SCEP_E_INTERNAL;
-    have_des = OSSL_PROVIDER_load(NULL, "legacy") != NULL;
+    prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
+    have_des = prov_legacy != NULL;
+    atexit(unload_providers);
     if (have_des) {
         EVP_CIPHER *c = EVP_CIPHER_fetch(NULL, "DES-CBC", NULL);
         have_des = c != NULL;

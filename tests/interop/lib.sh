@@ -91,6 +91,18 @@ trap 'exit 143' TERM
 trap 'echo "FAIL script-error: line $LINENO: $BASH_COMMAND (rc=$?)"' ERR
 
 finish() {
+    local pid f
+    # Every scepd stops cleanly, and (in sanitizer builds) without a report.
+    for pid in "${SCEPD_PIDS[@]+"${SCEPD_PIDS[@]}"}"; do
+        _kill_pid "$pid"
+    done
+    for f in "$WORK"/scepd-*.log; do
+        [[ -e $f ]] || continue
+        if grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$f"; then
+            fail "sanitizer-$(basename "$f" .log)" "sanitizer report in $f"
+            grep -m1 -A12 -E 'ERROR: .*Sanitizer|runtime error:' "$f" | sed 's/^/#   /'
+        fi
+    done
     echo "# summary: $PASS_COUNT passed, $FAIL_COUNT failed"
     if ((FAIL_COUNT > 0)); then
         exit 1

@@ -1,0 +1,579 @@
+/*
+ * make_corpus.c - writes the generated part of the fuzz seed corpus:
+ *
+ *   corpus/fuzz_csr/       PKCS#10 variants (keys, challenge encodings, SANs)
+ *   corpus/fuzz_pkimsg/    PKCSReq/RenewalReq/... pkiMessages encrypted to
+ *                          keys/ra.crt (some to keys/ca.crt) with every
+ *                          cipher and key transport scepd accepts
+ *   corpus/fuzz_envelope/  the pkcsPKIEnvelope of each of those
+ *   corpus/fuzz_certrep/   CertReps signed by keys/ra.key answering the
+ *                          fixed request of fuzz_certrep.c
+ *
+ * Usage: make_corpus OUTDIR (the corpus root).  Run by hand when the message
+ * formats change; the output is committed, so the run need not be
+ * reproducible (encryption is randomized).  Real client messages are captured
+ * separately (capture_seeds.sh).  Keys come from $SCEPD_FUZZ_KEYS.
+ *
+ * Trusts everything: it is a test tool, never linked into scepd.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/rsa.h>
+#include <openssl/x509v3.h>
+
+#include "fuzzutil.h"
+#include "scepd/certrep.h"
+#include "scepd/client.h"
+#include "scepd/oids.h"
+#include "scepd/pki.h"
+#include "scepd/pkimsg.h"
+
+static const char *outdir;
+static const struct fuzz_keys *keys;
+
+static void
+die(const char *what)
+{
+    fprintf(stderr, "make_corpus: %s\n", what);
+    ERR_print_errors_fp(stderr);
+    exit(1);
+}
+
+static void
+mkdir_p(const char *sub)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/%s", outdir, sub);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        die(path);
+}
+
+static void
+write_file(const char *sub, const char *name, const unsigned char *p, size_t len)
+{
+    char path[4096];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s/%s", outdir, sub, name);
+    if ((f = fopen(path, "wb")) == NULL || fwrite(p, 1, len, f) != len || fclose(f) != 0)
+        die(path);
+}
+
+static void
+write_req(const char *name, X509_REQ *req, unsigned char **der, size_t *len)
+{
+    unsigned char *p = NULL;
+    int n = i2d_X509_REQ(req, &p);
+
+    if (n <= 0)
+        die("i2d_X509_REQ");
+    write_file("fuzz_csr", name, p, (size_t)n);
+    if (der != NULL) {
+        *der = p;
+        *len = (size_t)n;
+    } else {
+        OPENSSL_free(p);
+    }
+}
+
+/* A subjectAltName with one URI, taken as is. */
+static X509_EXTENSION *
+uri_san(const char *uri)
+{
+    GENERAL_NAMES *gns = GENERAL_NAMES_new();
+    GENERAL_NAME *g = GENERAL_NAME_new();
+    ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+    X509_EXTENSION *ext;
+
+    if (gns == NULL || g == NULL || s == NULL || !ASN1_STRING_set(s, uri, -1))
+        die("uri_san");
+    GENERAL_NAME_set0_value(g, GEN_URI, s);
+    if (!sk_GENERAL_NAME_push(gns, g))
+        die("uri_san push");
+    ext = X509V3_EXT_i2d(NID_subject_alt_name, 0, gns);
+    GENERAL_NAMES_free(gns);
+    return ext;
+}
+
+/* A CSR with a free-form SAN value (X509V3 config syntax) and attributes. */
+static X509_REQ *
+csr_custom(EVP_PKEY *key, const char *dn, const char *san, int chal_type, const void *chal,
+           int chal_len, int chal_twice)
+{
+    X509_REQ *req = NULL;
+    X509_NAME *name = NULL;
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    X509_EXTENSION *ext;
+
+    if (strncmp(dn, "RAWCN:", 6) == 0) {
+        /* A UTF8String CN as is: no upper bound, control characters kept. */
+        if ((name = X509_NAME_new()) == NULL ||
+            !X509_NAME_add_entry_by_NID(name, NID_commonName, V_ASN1_UTF8STRING,
+                                        (const unsigned char *)dn + 6, -1, -1, 0))
+            die(dn);
+    } else if (*dn == '\0' ? (name = X509_NAME_new()) == NULL
+                           : scep_pki_parse_dn(dn, &name) != SCEP_OK) {
+        die(dn);
+    }
+    if ((req = X509_REQ_new()) == NULL || !X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
+        !X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key))
+        die("X509_REQ");
+    if (chal != NULL && chal_twice) {
+        /*
+         * OpenSSL 3 refuses a repeated attribute, so make a duplicate-sized
+         * unstructuredName (1.2.840.113549.1.9.2) that the caller patches
+         * into a second challengePassword (…9.7) after signing.
+         */
+        if (!X509_REQ_add1_attr_by_NID(req, NID_pkcs9_unstructuredName, chal_type, chal,
+                                       chal_len))
+            die("unstructuredName");
+    }
+    if (chal != NULL) {
+        X509_ATTRIBUTE *a = X509_ATTRIBUTE_create_by_NID(NULL, NID_pkcs9_challengePassword,
+                                                         chal_type, chal, chal_len);
+        /* chal_twice also makes the attribute two-valued (a SET of 2). */
+        if (a == NULL || (chal_twice && !X509_ATTRIBUTE_set1_data(a, chal_type, chal, chal_len)) ||
+            !X509_REQ_add1_attr(req, a))
+            die("challengePassword");
+        X509_ATTRIBUTE_free(a);
+    }
+    if (san != NULL) {
+        X509V3_CTX ctx;
+        X509V3_set_ctx(&ctx, NULL, NULL, req, NULL, 0);
+        if (strncmp(san, "RAWURI:", 7) == 0)
+            ext = uri_san(san + 7); /* the config syntax splits at ',' */
+        else
+            ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, san);
+        if ((exts = sk_X509_EXTENSION_new_null()) == NULL || ext == NULL ||
+            !sk_X509_EXTENSION_push(exts, ext) || !X509_REQ_add_extensions(req, exts))
+            die(san);
+    }
+    if (X509_REQ_sign(req, key, EVP_sha256()) <= 0)
+        die("X509_REQ_sign");
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    X509_NAME_free(name);
+    return req;
+}
+
+static EVP_PKEY *
+rsa_key(unsigned bits, unsigned long e)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    EVP_PKEY *k = NULL;
+    BIGNUM *bn = BN_new();
+
+    if (ctx == NULL || bn == NULL || !BN_set_word(bn, e) || EVP_PKEY_keygen_init(ctx) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) <= 0 ||
+        EVP_PKEY_CTX_set1_rsa_keygen_pubexp(ctx, bn) <= 0 || EVP_PKEY_keygen(ctx, &k) <= 0)
+        die("RSA keygen");
+    BN_free(bn);
+    EVP_PKEY_CTX_free(ctx);
+    return k;
+}
+
+/* The CSR seeds; returns the main RSA CSR (client key) and an EC one. */
+static void
+make_csrs(unsigned char **main_der, size_t *main_len, unsigned char **ec_der, size_t *ec_len,
+          EVP_PKEY *ec)
+{
+    static const unsigned char bmp[] = {0, 'p', 0, 0xe4, 0, 's', 0, 's'};
+    static const unsigned char univ[] = {0, 0, 0, 'p', 0, 0, 0x20, 0xac};
+    static const unsigned char nul[] = {'a', 0, 'b'};
+    const char *utf8 = "p\xc3\xa4ssw\xc3\xb6rd";
+    EVP_PKEY *k;
+    X509_REQ *r;
+
+    mkdir_p("fuzz_csr");
+    if (scep_client_make_csr(keys->client_key, "CN=fuzz-device,O=scepd tests", "secret-123",
+                             "device.example.com", &r) != SCEP_OK)
+        die("make_csr main");
+    write_req("rsa2048-challenge-san.der", r, main_der, main_len);
+    X509_REQ_free(r);
+
+    if (scep_client_make_csr(ec, "CN=ec-device", "secret-123", NULL, &r) != SCEP_OK)
+        die("make_csr ec");
+    write_req("ec-p256-challenge.der", r, ec_der, ec_len);
+    X509_REQ_free(r);
+
+    if (scep_client_make_csr(keys->client_key, "/CN=slash-form/OU=unit/C=DE", NULL, NULL, &r) !=
+        SCEP_OK)
+        die("make_csr plain");
+    write_req("rsa-no-challenge.der", r, NULL, NULL);
+    X509_REQ_free(r);
+
+    r = csr_custom(keys->client_key, "CN=utf8", NULL, MBSTRING_UTF8, utf8, -1, 0);
+    write_req("challenge-utf8.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    r = csr_custom(keys->client_key, "CN=bmp", NULL, V_ASN1_BMPSTRING, bmp, sizeof(bmp), 0);
+    write_req("challenge-bmp.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    r = csr_custom(keys->client_key, "CN=univ", NULL, V_ASN1_UNIVERSALSTRING, univ, sizeof(univ),
+                   0);
+    write_req("challenge-universal.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    r = csr_custom(keys->client_key, "CN=t61", NULL, V_ASN1_T61STRING, "t61pass", 7, 0);
+    write_req("challenge-t61.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    r = csr_custom(keys->client_key, "CN=nul", NULL, V_ASN1_UTF8STRING, nul, sizeof(nul), 0);
+    write_req("challenge-embedded-nul.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    r = csr_custom(keys->client_key, "CN=twice", NULL, MBSTRING_ASC, "one", -1, 1);
+    write_req("challenge-two-values.der", r, NULL, NULL);
+    {
+        /* ...9.2 -> ...9.7: two challengePassword attributes (signature now bad). */
+        static const unsigned char oid92[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                              0xf7, 0x0d, 0x01, 0x09, 0x02};
+        unsigned char *der = NULL;
+        int n = i2d_X509_REQ(r, &der), i;
+        for (i = 0; i + (int)sizeof(oid92) <= n; i++)
+            if (memcmp(der + i, oid92, sizeof(oid92)) == 0)
+                der[i + sizeof(oid92) - 1] = 0x07;
+        write_file("fuzz_csr", "challenge-repeated.der", der, (size_t)n);
+        OPENSSL_free(der);
+    }
+    X509_REQ_free(r);
+    r = csr_custom(keys->client_key, "CN=octets", NULL, V_ASN1_OCTET_STRING, "octets", 6, 0);
+    write_req("challenge-octetstring.der", r, NULL, NULL);
+    X509_REQ_free(r);
+
+    r = csr_custom(keys->client_key, "CN=sans",
+                   "DNS:a.example,email:user@example.com,IP:192.0.2.1,IP:2001:db8::1,"
+                   "URI:https://device.example/id",
+                   MBSTRING_ASC, "x", -1, 0);
+    write_req("san-all-allowed.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    r = csr_custom(keys->client_key, "CN=sid",
+                   "RAWURI:tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-500", MBSTRING_ASC, "x", -1,
+                   0);
+    write_req("san-ms-sid-uri.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    r = csr_custom(keys->client_key, "CN=upn", "otherName:1.3.6.1.4.1.311.20.2.3;UTF8:user@corp",
+                   MBSTRING_ASC, "x", -1, 0);
+    write_req("san-upn-othername.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    r = csr_custom(keys->client_key, "CN=rid", "RID:1.2.3.4.5", MBSTRING_ASC, "x", -1, 0);
+    write_req("san-registered-id.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    r = csr_custom(keys->client_key, "", "DNS:only-san.example", MBSTRING_ASC, "x", -1, 0);
+    write_req("empty-subject-san.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    r = csr_custom(keys->client_key, "", NULL, MBSTRING_ASC, "x", -1, 0);
+    write_req("empty-subject-no-san.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    r = csr_custom(keys->client_key,
+                   "RAWCN:a-common-name-that-is-longer-than-sixty-four-characters-which-is-"
+                   "refused",
+                   NULL, MBSTRING_ASC, "x", -1, 0);
+    write_req("cn-too-long.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    r = csr_custom(keys->client_key, "RAWCN:ctl\x01char", NULL, MBSTRING_ASC, "x", -1, 0);
+    write_req("cn-control-char.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    r = csr_custom(keys->client_key, "CN=multi,OU=a,OU=b,O=c,L=d,ST=e,C=FR,emailAddress=f@g",
+                   NULL, MBSTRING_ASC, "x", -1, 0);
+    write_req("subject-many-rdns.der", r, NULL, NULL);
+    X509_REQ_free(r);
+
+    k = rsa_key(1024, 65537);
+    r = csr_custom(k, "CN=rsa1024", NULL, MBSTRING_ASC, "x", -1, 0);
+    write_req("rsa1024-weak.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    EVP_PKEY_free(k);
+    k = rsa_key(2048, 3);
+    r = csr_custom(k, "CN=rsa-e3", NULL, MBSTRING_ASC, "x", -1, 0);
+    write_req("rsa2048-e3.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    EVP_PKEY_free(k);
+    k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1");
+    r = csr_custom(k, "CN=k1", NULL, MBSTRING_ASC, "x", -1, 0);
+    write_req("ec-secp256k1.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    EVP_PKEY_free(k);
+    if (scep_pki_genkey("ec:p384", &k) != SCEP_OK)
+        die("p384");
+    r = csr_custom(k, "CN=p384", "DNS:p384.example", MBSTRING_ASC, "x", -1, 0);
+    write_req("ec-p384.der", r, NULL, NULL);
+    X509_REQ_free(r);
+    EVP_PKEY_free(k);
+    k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    if (k != NULL) {
+        r = X509_REQ_new();
+        if (r == NULL || !X509_REQ_set_pubkey(r, k) || X509_REQ_sign(r, k, NULL) <= 0)
+            die("ed25519");
+        write_req("ed25519.der", r, NULL, NULL);
+        X509_REQ_free(r);
+        EVP_PKEY_free(k);
+    }
+}
+
+/* An EnvelopedData with OAEP-SHA256 (the builder only makes OAEP-SHA1). */
+static unsigned char *
+oaep256_envelope(const unsigned char *inner, size_t innerlen, X509 *to, size_t *len)
+{
+    EVP_CIPHER *c = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+    CMS_ContentInfo *env = CMS_encrypt(NULL, NULL, c, CMS_BINARY | CMS_PARTIAL);
+    CMS_RecipientInfo *ri;
+    EVP_PKEY_CTX *pctx;
+    BIO *in, *der;
+    BUF_MEM *bm;
+    unsigned char *out;
+
+    if (env == NULL || (ri = CMS_add1_recipient_cert(env, to, CMS_KEY_PARAM)) == NULL ||
+        (pctx = CMS_RecipientInfo_get0_pkey_ctx(ri)) == NULL ||
+        EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_oaep_md(pctx, EVP_sha256()) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) <= 0)
+        die("oaep256");
+    in = BIO_new_mem_buf(inner, (int)innerlen);
+    der = BIO_new(BIO_s_mem());
+    if (in == NULL || der == NULL || CMS_final(env, in, NULL, CMS_BINARY) != 1 ||
+        i2d_CMS_bio(der, env) != 1)
+        die("oaep256 final");
+    BIO_get_mem_ptr(der, &bm);
+    if ((out = malloc(bm->length)) == NULL)
+        die("malloc");
+    memcpy(out, bm->data, bm->length);
+    *len = bm->length;
+    BIO_free(in);
+    BIO_free(der);
+    CMS_ContentInfo_free(env);
+    EVP_CIPHER_free(c);
+    return out;
+}
+
+struct msg_spec {
+    const char *name;
+    int msgtype;
+    const char *msgtype_text;
+    const char *cipher;
+    int oaep;
+    int to_ca;
+    const EVP_MD *(*md)(void);
+};
+
+/* Build one pkiMessage; also writes its envelope as an fuzz_envelope seed. */
+static void
+make_msg(const struct msg_spec *s, X509 *signer, EVP_PKEY *signer_key, const unsigned char *inner,
+         size_t innerlen, const unsigned char *envelope, size_t envlen)
+{
+    struct scep_client_req r;
+    struct scep_pkimsg *m = NULL;
+    unsigned char *der = NULL;
+    size_t len = 0;
+    char name[256];
+    enum scep_err rc;
+
+    memset(&r, 0, sizeof(r));
+    r.msgtype = s->msgtype;
+    r.msgtype_text = s->msgtype_text;
+    r.txid = "9f2c1e4b7a6d5c3b2a190817f6e5d4c3b2a19081";
+    r.signer_cert = signer;
+    r.signer_key = signer_key;
+    r.inner = inner;
+    r.inner_len = innerlen;
+    r.recipient = s->to_ca ? keys->ca_cert : keys->ra_cert;
+    r.cipher = s->cipher;
+    r.md = s->md != NULL ? s->md() : NULL;
+    r.oaep = s->oaep;
+    r.envelope = envelope;
+    r.envelope_len = envlen;
+    if (scep_client_build(&r, &der, &len) != SCEP_OK)
+        die(s->name);
+    snprintf(name, sizeof(name), "%s.der", s->name);
+    write_file("fuzz_pkimsg", name, der, len);
+    rc = scep_pkimsg_parse(der, len, &m);
+    if (rc != SCEP_OK)
+        die("own message does not parse");
+    write_file("fuzz_envelope", name, m->content, m->content_len);
+    scep_pkimsg_free(m);
+    free(der);
+}
+
+static void
+make_msgs(const unsigned char *csr, size_t csrlen, const unsigned char *eccsr, size_t eccsrlen,
+          EVP_PKEY *ec)
+{
+    static const struct msg_spec specs[] = {
+        {"pkcsreq-aes128-pkcs1", 19, NULL, "AES-128-CBC", 0, 0, NULL},
+        {"pkcsreq-aes128-oaep", 19, NULL, "AES-128-CBC", 1, 0, NULL},
+        {"pkcsreq-aes192-pkcs1", 19, NULL, "AES-192-CBC", 0, 0, NULL},
+        {"pkcsreq-aes256-pkcs1", 19, NULL, "AES-256-CBC", 0, 0, NULL},
+        {"pkcsreq-aes256-oaep", 19, NULL, "AES-256-CBC", 1, 0, NULL},
+        {"pkcsreq-des3-pkcs1", 19, NULL, "DES-EDE3-CBC", 0, 0, NULL},
+        {"pkcsreq-des3-oaep", 19, NULL, "DES-EDE3-CBC", 1, 0, NULL},
+        {"pkcsreq-des-pkcs1", 19, NULL, "DES-CBC", 0, 0, NULL},
+        {"pkcsreq-des-oaep", 19, NULL, "DES-CBC", 1, 0, NULL},
+        {"pkcsreq-aes128-to-ca", 19, NULL, "AES-128-CBC", 0, 1, NULL},
+        {"pkcsreq-sha1", 19, NULL, "AES-128-CBC", 0, 0, EVP_sha1},
+        {"pkcsreq-sha512", 19, NULL, "AES-256-CBC", 0, 0, EVP_sha512},
+        {"pkcsreq-camellia", 19, NULL, "CAMELLIA-128-CBC", 0, 0, NULL},
+        {"renewalreq-aes128", 17, NULL, "AES-128-CBC", 0, 0, NULL},
+        {"msgtype-text-abc", 0, "abc", "AES-128-CBC", 0, 0, NULL},
+        {"msgtype-text-empty", 0, "", "AES-128-CBC", 0, 0, NULL},
+    };
+    struct msg_spec s;
+    X509_NAME *name = NULL;
+    X509 *ecself = NULL;
+    unsigned char *env;
+    size_t i, envlen;
+
+    mkdir_p("fuzz_pkimsg");
+    mkdir_p("fuzz_envelope");
+    for (i = 0; i < sizeof(specs) / sizeof(specs[0]); i++)
+        make_msg(&specs[i], keys->client_cert, keys->client_key, csr, csrlen, NULL, 0);
+
+    /* EC signer (self-signed, as an initial PKCSReq) with an EC CSR. */
+    if (scep_pki_parse_dn("CN=ec-device", &name) != SCEP_OK ||
+        scep_client_selfsigned(ec, name, &ecself) != SCEP_OK)
+        die("ec selfsigned");
+    s = specs[0];
+    s.name = "pkcsreq-ec-signer";
+    make_msg(&s, ecself, ec, eccsr, eccsrlen, NULL, 0);
+
+    /* OAEP with SHA-256. */
+    env = oaep256_envelope(csr, csrlen, keys->ra_cert, &envlen);
+    s.name = "pkcsreq-aes256-oaep-sha256";
+    make_msg(&s, keys->client_cert, keys->client_key, NULL, 0, env, envlen);
+    free(env);
+
+    /* Encrypted to somebody else: no RecipientInfo matches. */
+    s.name = "pkcsreq-wrong-recipient";
+    s.to_ca = 0;
+    {
+        struct scep_client_req r;
+        unsigned char *der = NULL;
+        size_t len = 0;
+        struct scep_pkimsg *m = NULL;
+        memset(&r, 0, sizeof(r));
+        r.msgtype = 19;
+        r.txid = "wrong-recipient";
+        r.signer_cert = keys->client_cert;
+        r.signer_key = keys->client_key;
+        r.inner = csr;
+        r.inner_len = csrlen;
+        r.recipient = keys->client_cert;
+        if (scep_client_build(&r, &der, &len) != SCEP_OK ||
+            scep_pkimsg_parse(der, len, &m) != SCEP_OK)
+            die("wrong recipient");
+        make_msg(&s, keys->client_cert, keys->client_key, NULL, 0, m->content, m->content_len);
+        scep_pkimsg_free(m);
+        free(der);
+    }
+
+    /* Not an envelope at all: the CSR itself as the signed content. */
+    s.name = "content-not-enveloped";
+    make_msg(&s, keys->client_cert, keys->client_key, NULL, 0, csr, csrlen);
+
+    /* A GetCert-like inner that is not a CSR. */
+    {
+        static const unsigned char ias[] = {0x30, 0x0a, 0x30, 0x03, 0x02, 0x01, 0x01,
+                                            0x02, 0x03, 0x01, 0x00, 0x01};
+        s = specs[0];
+        s.name = "getcert-not-a-csr";
+        s.msgtype = 21;
+        make_msg(&s, keys->client_cert, keys->client_key, ias, sizeof(ias), NULL, 0);
+    }
+    X509_free(ecself);
+    X509_NAME_free(name);
+}
+
+static void
+make_certrep(const char *name, enum scep_pkistatus st, int fail_info, const char *fail_text,
+             const char *cipher, int oaep, const EVP_MD *md, const char *txid)
+{
+    struct scep_pkimsg req;
+    struct scep_envinfo env;
+    struct scep_certrep r;
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    unsigned char *der = NULL;
+    size_t len = 0;
+    char file[256];
+
+    memset(&req, 0, sizeof(req));
+    req.msgtype = SCEP_MSG_PKCSREQ;
+    req.txid_len = strlen(txid);
+    memcpy(req.txid, txid, req.txid_len);
+    req.txid_type = V_ASN1_PRINTABLESTRING;
+    memcpy(req.nonce, FUZZ_NONCE, 16);
+    req.nonce_len = 16;
+    req.md = md;
+    memset(&env, 0, sizeof(env));
+    snprintf(env.cipher, sizeof(env.cipher), "%s", cipher);
+    env.oaep = oaep;
+    env.oaep_md_nid = oaep ? NID_sha1 : 0;
+    /* The issued certificate first, then the CA (what scepd sends). */
+    if (certs == NULL || !sk_X509_push(certs, keys->client_cert) ||
+        !sk_X509_push(certs, keys->ca_cert))
+        die("certs");
+    memset(&r, 0, sizeof(r));
+    r.status = st;
+    r.fail_info = fail_info;
+    r.fail_text = fail_text;
+    r.req = &req;
+    r.ra_cert = keys->ra_cert;
+    r.ra_key = keys->ra_key;
+    r.certs = certs;
+    r.recipient = keys->client_cert;
+    r.env = &env;
+    if (scep_certrep_build(&r, &der, &len) != SCEP_OK)
+        die(name);
+    snprintf(file, sizeof(file), "%s.der", name);
+    write_file("fuzz_certrep", file, der, len);
+    free(der);
+    sk_X509_free(certs);
+}
+
+static void
+make_certreps(void)
+{
+    mkdir_p("fuzz_certrep");
+    make_certrep("success-aes128", SCEP_STATUS_SUCCESS, 0, NULL, "AES-128-CBC", 0, NULL,
+                 FUZZ_TXID);
+    make_certrep("success-aes256-oaep", SCEP_STATUS_SUCCESS, 0, NULL, "AES-256-CBC", 1,
+                 EVP_sha512(), FUZZ_TXID);
+    make_certrep("success-des3-sha1", SCEP_STATUS_SUCCESS, 0, NULL, "DES-EDE3-CBC", 0,
+                 EVP_sha1(), FUZZ_TXID);
+    make_certrep("success-des", SCEP_STATUS_SUCCESS, 0, NULL, "DES-CBC", 0, NULL, FUZZ_TXID);
+    make_certrep("pending", SCEP_STATUS_PENDING, 0, NULL, "", 0, NULL, FUZZ_TXID);
+    make_certrep("failure-badalg", SCEP_STATUS_FAILURE, 0, "digest algorithm not allowed", "",
+                 0, NULL, FUZZ_TXID);
+    make_certrep("failure-badrequest-notext", SCEP_STATUS_FAILURE, 2, NULL, "", 0, NULL,
+                 FUZZ_TXID);
+    make_certrep("failure-badcertid", SCEP_STATUS_FAILURE, 4, "no such certificate", "", 0,
+                 NULL, FUZZ_TXID);
+    make_certrep("success-other-txid", SCEP_STATUS_SUCCESS, 0, NULL, "AES-128-CBC", 0, NULL,
+                 "another-transaction");
+}
+
+int
+main(int argc, char **argv)
+{
+    unsigned char *csr = NULL, *eccsr = NULL;
+    size_t csrlen = 0, eccsrlen = 0;
+    EVP_PKEY *ec = NULL;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: make_corpus OUTDIR\n");
+        return 2;
+    }
+    outdir = argv[1];
+    keys = fuzz_init();
+    if (mkdir(outdir, 0755) != 0 && errno != EEXIST)
+        die(outdir);
+    if (scep_pki_genkey("ec:p256", &ec) != SCEP_OK)
+        die("ec key");
+    make_csrs(&csr, &csrlen, &eccsr, &eccsrlen, ec);
+    make_msgs(csr, csrlen, eccsr, eccsrlen, ec);
+    make_certreps();
+    OPENSSL_free(csr);
+    OPENSSL_free(eccsr);
+    EVP_PKEY_free(ec);
+    return 0;
+}
