@@ -79,23 +79,22 @@ struct run {
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-            "scep-bench - load generator and checker for a SCEP server\n\n"
-            "  scep-bench --url URL [options]\n\n"
-            "  --url URL            SCEP URL, e.g. http://127.0.0.1:8080/scep\n"
-            "  --op OP              enroll (default), getcacert, getcacaps\n"
-            "  -n N                 number of requests (default 1000)\n"
-            "  -c C                 concurrent keep-alive connections (default 8)\n"
-            "  --challenge S        challenge password (enroll)\n"
-            "  --method post|get    PKIOperation transport (default post)\n"
-            "  --cipher NAME        AES-128-CBC (default), AES-256-CBC, DES-EDE3-CBC, DES-CBC\n"
-            "  --key-cache DIR      where RSA-2048 client keys are kept between runs\n"
-            "                       (default $HOME/.cache/scep-bench)\n"
-            "  --verify sample|all  decrypt and check one in 50 replies (default) or all\n"
-            "  --serials FILE       write the serial of every certificate received (implies\n"
-            "                       --verify all)\n\n"
-            "Prints: op n concurrency failures seconds rate p50 p90 p99 (ms).\n"
-            "Exit codes: 0 no failures, 1 failures or errors, 2 usage error.\n");
+    fprintf(f, "scep-bench - load generator and checker for a SCEP server\n\n"
+               "  scep-bench --url URL [options]\n\n"
+               "  --url URL            SCEP URL, e.g. http://127.0.0.1:8080/scep\n"
+               "  --op OP              enroll (default), getcacert, getcacaps\n"
+               "  -n N                 number of requests (default 1000)\n"
+               "  -c C                 concurrent keep-alive connections (default 8)\n"
+               "  --challenge S        challenge password (enroll)\n"
+               "  --method post|get    PKIOperation transport (default post)\n"
+               "  --cipher NAME        AES-128-CBC (default), AES-256-CBC, DES-EDE3-CBC, DES-CBC\n"
+               "  --key-cache DIR      where RSA-2048 client keys are kept between runs\n"
+               "                       (default $HOME/.cache/scep-bench)\n"
+               "  --verify sample|all  decrypt and check one in 50 replies (default) or all\n"
+               "  --serials FILE       write the serial of every certificate received (implies\n"
+               "                       --verify all)\n\n"
+               "Prints: op n concurrency failures seconds rate p50 p90 p99 (ms).\n"
+               "Exit codes: 0 no failures, 1 failures or errors, 2 usage error.\n");
 }
 
 static double
@@ -131,7 +130,8 @@ on_body(char *p, size_t size, size_t n, void *arg)
 
 /* One HTTP exchange on handle c; 0 ok (status 200), -1 otherwise. */
 static int
-http(CURL *c, const char *url, const unsigned char *post, size_t postlen, struct body *b, long *status)
+http(CURL *c, const char *url, const unsigned char *post, size_t postlen, struct body *b,
+     long *status)
 {
     CURLcode cc;
 
@@ -324,7 +324,9 @@ send_worker(void *arg)
     if (c == NULL)
         return NULL;
     snprintf(url, sizeof(url), "%s?operation=%s", cfg->url,
-             cfg->op == OP_ENROLL ? "PKIOperation" : cfg->op == OP_GETCACERT ? "GetCACert" : "GetCACaps");
+             cfg->op == OP_ENROLL      ? "PKIOperation"
+             : cfg->op == OP_GETCACERT ? "GetCACert"
+                                       : "GetCACaps");
     while ((i = atomic_fetch_add(&r->next, 1)) < cfg->n) {
         struct item *it = &r->items[i];
         double t0 = now_ms();
@@ -404,11 +406,16 @@ int
 main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"url", required_argument, NULL, 'u'},     {"op", required_argument, NULL, 'o'},
-        {"challenge", required_argument, NULL, 'C'}, {"method", required_argument, NULL, 'm'},
-        {"cipher", required_argument, NULL, 'x'},  {"key-cache", required_argument, NULL, 'k'},
-        {"verify", required_argument, NULL, 'v'},  {"serials", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"url", required_argument, NULL, 'u'},
+        {"op", required_argument, NULL, 'o'},
+        {"challenge", required_argument, NULL, 'C'},
+        {"method", required_argument, NULL, 'm'},
+        {"cipher", required_argument, NULL, 'x'},
+        {"key-cache", required_argument, NULL, 'k'},
+        {"verify", required_argument, NULL, 'v'},
+        {"serials", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct cfg cfg;
     struct run r;
@@ -435,7 +442,8 @@ main(int argc, char **argv)
             else if (strcmp(optarg, "getcacaps") == 0)
                 cfg.op = OP_GETCACAPS;
             else {
-                fprintf(stderr, "scep-bench: --op %s: use enroll, getcacert or getcacaps\n", optarg);
+                fprintf(stderr, "scep-bench: --op %s: use enroll, getcacert or getcacaps\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -555,8 +563,9 @@ main(int argc, char **argv)
 #define PCT(p) (nok ? lat[(long long)((double)(nok - 1) * (p))] : 0.0)
     printf("op=%s n=%lld concurrency=%lld failures=%ld seconds=%.3f rate=%.1f/s p50=%.2fms "
            "p90=%.2fms p99=%.2fms\n",
-           cfg.op == OP_ENROLL ? (cfg.use_get ? "enroll-get" : "enroll-post")
-                               : cfg.op == OP_GETCACERT ? "getcacert" : "getcacaps",
+           cfg.op == OP_ENROLL      ? (cfg.use_get ? "enroll-get" : "enroll-post")
+           : cfg.op == OP_GETCACERT ? "getcacert"
+                                    : "getcacaps",
            cfg.n, cfg.c, atomic_load(&r.failures), secs, (double)nok / secs, PCT(0.50), PCT(0.90),
            PCT(0.99));
     if (cfg.serials_path != NULL) {

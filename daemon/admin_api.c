@@ -91,8 +91,8 @@ cert_to_json(void *arg, const struct scep_cert_row *row)
         if (e)
             p += 2;
     }
-    o = json_pack("{s:s, s:s, s:o, s:I, s:I, s:s, s:s, s:s, s:I}", "serial", row->serial,
-                  "subject", row->subject ? row->subject : "", "sans", sans, "not_before",
+    o = json_pack("{s:s, s:s, s:o, s:I, s:I, s:s, s:s, s:s, s:I}", "serial", row->serial, "subject",
+                  row->subject ? row->subject : "", "sans", sans, "not_before",
                   (json_int_t)row->not_before, "not_after", (json_int_t)row->not_after, "sha1",
                   row->sha1, "sha256", row->sha256, "status", row->status ? row->status : "",
                   "endpoint_id", (json_int_t)row->endpoint_id);
@@ -195,8 +195,9 @@ scep_admin_start(struct scep_service *svc, const char *datadir, struct scep_admi
     a->fd = -1;
     if (scep_path(p, sizeof(p), datadir, SCEP_TOKEN_FILE) != SCEP_OK ||
         scep_pki_read_file(p, sizeof(a->token) - 1, &tok, &toklen) != SCEP_OK || toklen < 32) {
-        snprintf(errbuf, errlen, "%s is missing or damaged; restore it or write 64 hex characters to it (mode 0600)",
-                 p);
+        snprintf(
+            errbuf, errlen,
+            "%s is missing or damaged; restore it or write 64 hex characters to it (mode 0600)", p);
         free(tok);
         free(a);
         return SCEP_E_KEY_FILE;

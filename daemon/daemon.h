@@ -14,12 +14,12 @@ struct scep_http;
 struct scep_admin;
 
 struct scep_http_opts {
-    const char *listen;   /* "ADDR:PORT", "[v6]:PORT" */
-    unsigned threads;     /* 0: one per core */
-    unsigned conn_limit;  /* open connections in all */
+    const char *listen;  /* "ADDR:PORT", "[v6]:PORT" */
+    unsigned threads;    /* 0: one per core */
+    unsigned conn_limit; /* open connections in all */
     unsigned per_ip_limit;
-    unsigned timeout_s;   /* idle/slow connection timeout */
-    size_t mem_limit;     /* per-connection memory: headers and URL */
+    unsigned timeout_s; /* idle/slow connection timeout */
+    size_t mem_limit;   /* per-connection memory: headers and URL */
 };
 
 /* Start serving SCEP for svc (borrowed, must outlive the server). */

@@ -97,7 +97,8 @@ send_reply(struct MHD_Connection *c, int status, const char *ctype, const void *
 static void
 peer_text(struct MHD_Connection *c, char *buf, size_t len)
 {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
 
     snprintf(buf, len, "-");
@@ -136,8 +137,8 @@ route(const char *path, size_t plen, const char **name, size_t *nlen)
         size_t i;
         for (i = 6; i < plen; i++) {
             char ch = path[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '-' || ch == '_' || ch == '.'))
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
                 return -1;
         }
         *name = path + 6;
@@ -197,7 +198,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     if (r == NULL || r->uri == NULL)
         return send_reply(c, MHD_HTTP_URI_TOO_LONG, "text/plain", "scepd: URI too long\n", 20);
     if (!r->started) {
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         r->started = 1;
         /* Refuse an announced oversize body before reading any of it (matrix T4). */
         if (cl != NULL && strlen(cl) > 9) {
@@ -370,7 +372,8 @@ scep_http_start(struct scep_service *svc, const struct scep_http_opts *o, struct
 
     *out = NULL;
     if (parse_listen(o->listen, &ss, &sl) != 0) {
-        snprintf(errbuf, errlen, "--listen %s: write it as ADDR:PORT, e.g. 127.0.0.1:8080 or [::1]:8080",
+        snprintf(errbuf, errlen,
+                 "--listen %s: write it as ADDR:PORT, e.g. 127.0.0.1:8080 or [::1]:8080",
                  o->listen);
         return SCEP_E_INVALID_ARG;
     }

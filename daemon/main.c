@@ -188,7 +188,8 @@ parse(int argc, char **argv, int serve, struct opts *o)
                 o->listen = optarg;
             else if (c == OPT_THREADS && number("--threads", optarg, 1, 256, &o->threads) != 0)
                 return -1;
-            else if (c == OPT_MAX_CONN && number("--max-connections", optarg, 1, 65536, &o->max_conn) != 0)
+            else if (c == OPT_MAX_CONN &&
+                     number("--max-connections", optarg, 1, 65536, &o->max_conn) != 0)
                 return -1;
             else if (c == OPT_TIMEOUT && number("--timeout", optarg, 1, 3600, &o->timeout) != 0)
                 return -1;
@@ -232,7 +233,8 @@ do_init(const struct opts *o, int from_serve)
         return rc == SCEP_E_INVALID_ARG || rc == SCEP_E_EXISTS ? 2 : 1;
     }
     fprintf(stderr, "scepd: initialised %s (CA %s, RA, database, endpoint \"default\")\n", o->data,
-            o->init.ca_cert_file ? o->init.ca_cert_file : (o->init.ca_key_spec ? o->init.ca_key_spec : "rsa:2048"));
+            o->init.ca_cert_file ? o->init.ca_cert_file
+                                 : (o->init.ca_key_spec ? o->init.ca_key_spec : "rsa:2048"));
     if (o->init.challenge == NULL)
         printf("challenge: %s\n(shown once: only a keyed hash is stored)\n", challenge);
     else if (from_serve)

@@ -36,7 +36,7 @@ bio_to_der(BIO *b, unsigned char **out, size_t *outlen)
 }
 
 enum scep_err
-scep_certs_only_der(STACK_OF(X509) *certs, unsigned char **out, size_t *outlen)
+scep_certs_only_der(STACK_OF(X509) * certs, unsigned char **out, size_t *outlen)
 {
     enum scep_err rc = SCEP_E_INTERNAL;
     PKCS7 *p7 = NULL, *inner = NULL;
@@ -93,8 +93,8 @@ envelope(const struct scep_certrep *r, BIO **out)
     if ((rc = scep_certs_only_der(r->certs, &inner, &innerlen)) != SCEP_OK)
         goto out;
     rc = SCEP_E_INTERNAL;
-    cipher = EVP_CIPHER_fetch(NULL, r->env != NULL && r->env->cipher[0] ? r->env->cipher : "AES-128-CBC",
-                              NULL);
+    cipher = EVP_CIPHER_fetch(
+        NULL, r->env != NULL && r->env->cipher[0] ? r->env->cipher : "AES-128-CBC", NULL);
     if (cipher == NULL)
         goto out;
     if ((env = CMS_encrypt(NULL, NULL, cipher, flags)) == NULL)
@@ -104,7 +104,8 @@ envelope(const struct scep_certrep *r, BIO **out)
         goto out;
     if (oaep) {
         EVP_PKEY_CTX *pctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
-        const EVP_MD *md = EVP_get_digestbynid(r->env->oaep_md_nid ? r->env->oaep_md_nid : NID_sha1);
+        const EVP_MD *md =
+            EVP_get_digestbynid(r->env->oaep_md_nid ? r->env->oaep_md_nid : NID_sha1);
         if (pctx == NULL || md == NULL ||
             EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
             EVP_PKEY_CTX_set_rsa_oaep_md(pctx, md) <= 0 ||

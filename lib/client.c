@@ -131,10 +131,10 @@ scep_client_make_csr(EVP_PKEY *key, const char *dn, const char *challenge, const
         !X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key))
         goto out;
     if (challenge != NULL) {
-        int type = ASN1_PRINTABLE_type((const unsigned char *)challenge, -1) ==
-                           V_ASN1_PRINTABLESTRING
-                       ? MBSTRING_ASC
-                       : MBSTRING_UTF8;
+        int type =
+            ASN1_PRINTABLE_type((const unsigned char *)challenge, -1) == V_ASN1_PRINTABLESTRING
+                ? MBSTRING_ASC
+                : MBSTRING_UTF8;
         if (!X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, type,
                                        (const unsigned char *)challenge, -1))
             goto out;
@@ -235,7 +235,7 @@ find_cert(const unsigned char *der, size_t len, EVP_PKEY *key)
 {
     const unsigned char *p = der;
     PKCS7 *p7 = d2i_PKCS7(NULL, &p, (long)len);
-    STACK_OF(X509) *certs;
+    STACK_OF(X509) * certs;
     X509 *found = NULL;
     int i;
 
@@ -264,7 +264,7 @@ scep_client_parse_reply(const unsigned char *der, size_t len, X509 *ra_cert,
     enum scep_err rc = SCEP_E_DER;
     const unsigned char *p = der;
     CMS_ContentInfo *cms = NULL, *env = NULL;
-    STACK_OF(CMS_SignerInfo) *sis;
+    STACK_OF(CMS_SignerInfo) * sis;
     STACK_OF(X509) *extra = NULL;
     CMS_SignerInfo *si;
     ASN1_OCTET_STRING **pos;

@@ -167,8 +167,7 @@ scep_key_hash(EVP_PKEY *pkey, unsigned char out[32])
     return SCEP_OK;
 }
 
-STACK_OF(X509_EXTENSION) *
-scep_csr_extensions(X509_REQ *req)
+STACK_OF(X509_EXTENSION) * scep_csr_extensions(X509_REQ *req)
 {
     STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
 

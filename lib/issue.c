@@ -287,7 +287,8 @@ scep_issue_cert(X509_REQ *req, const struct scep_issue_opts *o, X509 **out,
     ku = EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA ? "critical,digitalSignature,keyEncipherment"
                                                    : "critical,digitalSignature,keyAgreement";
     if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
-        !add_ext(x, &ctx, NID_key_usage, ku) || !add_ext(x, &ctx, NID_ext_key_usage, "clientAuth") ||
+        !add_ext(x, &ctx, NID_key_usage, ku) ||
+        !add_ext(x, &ctx, NID_ext_key_usage, "clientAuth") ||
         !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
         !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
         goto out;

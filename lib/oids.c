@@ -52,18 +52,18 @@ scep_lib_init(void)
         reg("2.16.840.1.113733.1.9.6", "scepRecipientNonce", "SCEP recipientNonce");
     nids.transaction_id = reg("2.16.840.1.113733.1.9.7", "scepTransactionID", "SCEP transactionID");
     nids.fail_info_text = reg("1.3.6.1.5.5.7.24.1", "scepFailInfoText", "SCEP failInfoText");
-    nids.ms_name_value =
-        reg("1.3.6.1.4.1.311.13.2.1", "msEnrollNameValuePair", "Microsoft enrollment name-value pair");
+    nids.ms_name_value = reg("1.3.6.1.4.1.311.13.2.1", "msEnrollNameValuePair",
+                             "Microsoft enrollment name-value pair");
     nids.ms_cert_type =
         reg("1.3.6.1.4.1.311.20.2", "msEnrollCertType", "Microsoft certificate template name");
-    nids.ms_template = reg("1.3.6.1.4.1.311.21.7", "msCertTemplate", "Microsoft certificate template");
+    nids.ms_template =
+        reg("1.3.6.1.4.1.311.21.7", "msCertTemplate", "Microsoft certificate template");
     nids.ms_sid = reg("1.3.6.1.4.1.311.25.2", "msNTDSCASecurityExt", "Microsoft NTDS CA security");
     if (nids.message_type == NID_undef || nids.pki_status == NID_undef ||
         nids.fail_info == NID_undef || nids.sender_nonce == NID_undef ||
         nids.recipient_nonce == NID_undef || nids.transaction_id == NID_undef ||
         nids.fail_info_text == NID_undef || nids.ms_name_value == NID_undef ||
-        nids.ms_cert_type == NID_undef || nids.ms_template == NID_undef ||
-        nids.ms_sid == NID_undef)
+        nids.ms_cert_type == NID_undef || nids.ms_template == NID_undef || nids.ms_sid == NID_undef)
         return SCEP_E_INTERNAL;
     /*
      * Loading "legacy" replaces the implicit default provider, so load both.

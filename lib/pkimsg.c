@@ -154,7 +154,7 @@ scep_pkimsg_parse(const unsigned char *der, size_t len, struct scep_pkimsg **out
     enum scep_err rc = SCEP_E_INTERNAL;
     const unsigned char *p = der;
     CMS_ContentInfo *cms = NULL;
-    STACK_OF(CMS_SignerInfo) *sis;
+    STACK_OF(CMS_SignerInfo) * sis;
     STACK_OF(X509) *certs = NULL;
     CMS_SignerInfo *si;
     ASN1_OCTET_STRING **pos;
@@ -289,7 +289,7 @@ scep_pkimsg_decrypt(const struct scep_pkimsg *m, const struct scep_decrypt_key *
     enum scep_err rc = SCEP_E_DECRYPT;
     const unsigned char *p = m->content;
     CMS_ContentInfo *env = NULL;
-    STACK_OF(CMS_RecipientInfo) *ris;
+    STACK_OF(CMS_RecipientInfo) * ris;
     CMS_RecipientInfo *ri = NULL;
     const struct scep_decrypt_key *key = NULL;
     X509_ALGOR *kalg = NULL;

@@ -100,7 +100,7 @@ build_caps(struct scep_endpoint *e)
 static enum scep_err
 build_cacert(struct scep_endpoint *e)
 {
-    STACK_OF(X509) *certs;
+    STACK_OF(X509) * certs;
     enum scep_err rc;
     int n;
 
@@ -185,7 +185,8 @@ load_endpoint(void *arg, const struct scep_endpoint_row *row)
         goto fail;
     }
     if (scep_path(p, sizeof(p), svc->datadir, ca.key_ref) != SCEP_OK ||
-        scep_pki_read_key(p, &e->ca_key) != SCEP_OK || X509_check_private_key(e->ca_cert, e->ca_key) != 1) {
+        scep_pki_read_key(p, &e->ca_key) != SCEP_OK ||
+        X509_check_private_key(e->ca_cert, e->ca_key) != 1) {
         snprintf(c->errbuf, c->errlen,
                  "CA key %s cannot be read or does not match the CA certificate; restore it from "
                  "your backup (mode 0600)",
@@ -195,7 +196,8 @@ load_endpoint(void *arg, const struct scep_endpoint_row *row)
     }
     warn_key_mode(p);
     if (scep_path(p, sizeof(p), svc->datadir, row->ra_key_ref) != SCEP_OK ||
-        scep_pki_read_key(p, &e->ra_key) != SCEP_OK || X509_check_private_key(e->ra_cert, e->ra_key) != 1) {
+        scep_pki_read_key(p, &e->ra_key) != SCEP_OK ||
+        X509_check_private_key(e->ra_cert, e->ra_key) != 1) {
         snprintf(c->errbuf, c->errlen,
                  "RA key %s cannot be read or does not match the RA certificate; restore it from "
                  "your backup (mode 0600)",

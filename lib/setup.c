@@ -60,8 +60,8 @@ scep_setup_is_empty(const char *datadir)
     return empty;
 }
 
-static void
-seterr(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 seterr(char *errbuf, size_t errlen, const char *fmt, ...)
@@ -151,7 +151,9 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
     if (snprintf(tmp, sizeof(tmp), "%s.init-XXXXXX", o->datadir) >= (int)sizeof(tmp))
         return SCEP_E_TOO_LARGE;
     if (mkdtemp(tmp) == NULL) {
-        seterr(errbuf, errlen, "cannot create a directory next to %s: %s; check that the parent exists and is writable",
+        seterr(errbuf, errlen,
+               "cannot create a directory next to %s: %s; check that the parent exists and is "
+               "writable",
                o->datadir, strerror(errno));
         return SCEP_E_IO;
     }

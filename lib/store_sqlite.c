@@ -39,7 +39,8 @@ static const char schema[] =
     " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, ca_id INTEGER NOT NULL REFERENCES ca(id),"
     " ra_cert_der BLOB NOT NULL, ra_key_ref TEXT NOT NULL,"
     " challenge_mode TEXT NOT NULL DEFAULT 'static', challenge_hash BLOB,"
-    " getcacert_format TEXT NOT NULL DEFAULT 'chain' CHECK (getcacert_format IN ('chain','single')),"
+    " getcacert_format TEXT NOT NULL DEFAULT 'chain' CHECK (getcacert_format IN "
+    "('chain','single')),"
     " allow_des INTEGER NOT NULL DEFAULT 1, advertise_post INTEGER NOT NULL DEFAULT 1,"
     " validity_days INTEGER NOT NULL DEFAULT 365, enabled INTEGER NOT NULL DEFAULT 1,"
     " created_at INTEGER NOT NULL);"
@@ -52,7 +53,8 @@ static const char schema[] =
     " UNIQUE (endpoint_id, txid));"
     "CREATE TABLE certificate("
     " serial TEXT PRIMARY KEY, ca_id INTEGER NOT NULL REFERENCES ca(id),"
-    " endpoint_id INTEGER NOT NULL REFERENCES endpoint(id), request_id INTEGER REFERENCES request(id),"
+    " endpoint_id INTEGER NOT NULL REFERENCES endpoint(id), request_id INTEGER REFERENCES "
+    "request(id),"
     " subject TEXT NOT NULL, sans TEXT NOT NULL, sha1 TEXT NOT NULL, sha256 TEXT NOT NULL UNIQUE,"
     " not_before INTEGER NOT NULL, not_after INTEGER NOT NULL, der BLOB NOT NULL,"
     " status TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid','revoked')),"
@@ -115,7 +117,8 @@ conn_open(const char *path, int flags, sqlite3 **out)
         return SCEP_E_STORE;
     }
     sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-    if ((e = exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")) !=
+    if ((e = exec(db,
+                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")) !=
         SCEP_OK) {
         sqlite3_close(db);
         return e;
@@ -165,8 +168,8 @@ scep_store_open(const char *path, int create, struct scep_store **out)
         goto out;
     }
     pthread_mutex_init(&s->mu, NULL);
-    rc = conn_open(path, create ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READWRITE,
-                   &db);
+    rc = conn_open(
+        path, create ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READWRITE, &db);
     if (rc != SCEP_OK)
         goto out;
     if (create) {
@@ -265,8 +268,9 @@ scep_store_set_meta(struct scep_store *s, const char *key, const char *val)
 
     if ((rc = acquire(s, &db)) != SCEP_OK)
         return rc;
-    if ((r = prep(db, "INSERT INTO meta(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-                  &st)) != SQLITE_OK) {
+    if ((r = prep(
+             db, "INSERT INTO meta(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+             &st)) != SQLITE_OK) {
         rc = map_rc(r);
         goto out;
     }
@@ -349,7 +353,8 @@ scep_store_get_ca(struct scep_store *s, int64_t id, struct scep_ca_row *out)
     memset(out, 0, sizeof(*out));
     if ((rc = acquire(s, &db)) != SCEP_OK)
         return rc;
-    if ((r = prep(db, "SELECT id, name, cert_der, key_ref FROM ca WHERE id = ?", &st)) != SQLITE_OK) {
+    if ((r = prep(db, "SELECT id, name, cert_der, key_ref FROM ca WHERE id = ?", &st)) !=
+        SQLITE_OK) {
         rc = map_rc(r);
         goto out;
     }
@@ -679,10 +684,11 @@ scep_store_each_cert(struct scep_store *s, scep_cert_cb cb, void *arg)
 
     if ((rc = acquire(s, &db)) != SCEP_OK)
         return rc;
-    r = prep(db,
-             "SELECT serial, ca_id, endpoint_id, subject, sans, sha1, sha256, not_before, not_after,"
-             " status, txid FROM certificate ORDER BY created_at, rowid",
-             &st);
+    r = prep(
+        db,
+        "SELECT serial, ca_id, endpoint_id, subject, sans, sha1, sha256, not_before, not_after,"
+        " status, txid FROM certificate ORDER BY created_at, rowid",
+        &st);
     if (r != SQLITE_OK) {
         rc = map_rc(r);
         goto out;

@@ -23,26 +23,26 @@ enum scep_pkistatus { SCEP_STATUS_SUCCESS = 0, SCEP_STATUS_FAILURE = 2, SCEP_STA
 
 struct scep_certrep {
     enum scep_pkistatus status;
-    int fail_info;              /* FAILURE only */
-    const char *fail_text;      /* FAILURE only; may be NULL */
+    int fail_info;                 /* FAILURE only */
+    const char *fail_text;         /* FAILURE only; may be NULL */
     const struct scep_pkimsg *req; /* txid, nonce and digest are echoed from it */
-    X509 *ra_cert;              /* signs the reply; borrowed */
-    EVP_PKEY *ra_key;           /* borrowed */
+    X509 *ra_cert;                 /* signs the reply; borrowed */
+    EVP_PKEY *ra_key;              /* borrowed */
     /* SUCCESS only: */
-    STACK_OF(X509) *certs;      /* issued certificate first; borrowed */
-    X509 *recipient;            /* the request signer: the reply is encrypted to it */
+    STACK_OF(X509) * certs;         /* issued certificate first; borrowed */
+    X509 *recipient;                /* the request signer: the reply is encrypted to it */
     const struct scep_envinfo *env; /* cipher and key transport to mirror */
 };
 
 /* DER of the CertRep in *out (malloc'ed, caller frees). */
-enum scep_err scep_certrep_build(const struct scep_certrep *r, unsigned char **out, size_t *outlen)
-    SCEP_WUR;
+enum scep_err scep_certrep_build(const struct scep_certrep *r, unsigned char **out,
+                                 size_t *outlen) SCEP_WUR;
 
 /*
  * DER of a degenerate certs-only SignedData holding certs in the given order
  * (built with the PKCS7 API, which keeps insertion order; CMS sorts).
  */
-enum scep_err scep_certs_only_der(STACK_OF(X509) *certs, unsigned char **out, size_t *outlen)
-    SCEP_WUR;
+enum scep_err scep_certs_only_der(STACK_OF(X509) * certs, unsigned char **out,
+                                  size_t *outlen) SCEP_WUR;
 
 #endif

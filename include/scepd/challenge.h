@@ -18,8 +18,7 @@ enum scep_err scep_challenge_hash(const unsigned char *secret, size_t secret_len
                                   size_t chal_len, unsigned char out[32]) SCEP_WUR;
 
 /* SCEP_OK when chal hashes to expected, SCEP_E_CHALLENGE otherwise. */
-enum scep_err scep_challenge_check(const unsigned char *secret, size_t secret_len,
-                                   const char *chal, size_t chal_len,
-                                   const unsigned char expected[32]) SCEP_WUR;
+enum scep_err scep_challenge_check(const unsigned char *secret, size_t secret_len, const char *chal,
+                                   size_t chal_len, const unsigned char expected[32]) SCEP_WUR;
 
 #endif

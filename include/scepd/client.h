@@ -15,27 +15,27 @@
 #include "scepd/err.h"
 
 struct scep_client_req {
-    int msgtype;                /* 19 PKCSReq, 17 RenewalReq, ... */
-    const char *msgtype_text;   /* overrides msgtype when set (tests of odd values) */
-    const char *txid;           /* printable */
-    unsigned char nonce[16];    /* filled by scep_client_build when nonce_len == 0 */
+    int msgtype;              /* 19 PKCSReq, 17 RenewalReq, ... */
+    const char *msgtype_text; /* overrides msgtype when set (tests of odd values) */
+    const char *txid;         /* printable */
+    unsigned char nonce[16];  /* filled by scep_client_build when nonce_len == 0 */
     size_t nonce_len;
     X509 *signer_cert;          /* borrowed */
     EVP_PKEY *signer_key;       /* borrowed */
     const unsigned char *inner; /* messageData (e.g. CSR DER) */
     size_t inner_len;
-    X509 *recipient;            /* the RA encryption certificate; borrowed */
-    const char *cipher;         /* NULL: "AES-128-CBC" */
-    const EVP_MD *md;           /* NULL: SHA-256 */
-    int oaep;                   /* RSAES-OAEP key transport */
+    X509 *recipient;    /* the RA encryption certificate; borrowed */
+    const char *cipher; /* NULL: "AES-128-CBC" */
+    const EVP_MD *md;   /* NULL: SHA-256 */
+    int oaep;           /* RSAES-OAEP key transport */
     /* When set, signed as the pkcsPKIEnvelope as is, instead of encrypting inner. */
     const unsigned char *envelope;
     size_t envelope_len;
 };
 
 /* DER of the pkiMessage in *out (malloc'ed).  Fills the nonce if empty. */
-enum scep_err scep_client_build(struct scep_client_req *r, unsigned char **out, size_t *outlen)
-    SCEP_WUR;
+enum scep_err scep_client_build(struct scep_client_req *r, unsigned char **out,
+                                size_t *outlen) SCEP_WUR;
 
 /*
  * A PKCS#10 for key with the subject DN ("CN=x,O=y"), an optional
@@ -49,10 +49,10 @@ enum scep_err scep_client_make_csr(EVP_PKEY *key, const char *dn, const char *ch
 enum scep_err scep_client_selfsigned(EVP_PKEY *key, const X509_NAME *name, X509 **out) SCEP_WUR;
 
 struct scep_client_reply {
-    int status;        /* 0 SUCCESS, 2 FAILURE, 3 PENDING */
-    int fail_info;     /* -1 when absent */
+    int status;    /* 0 SUCCESS, 2 FAILURE, 3 PENDING */
+    int fail_info; /* -1 when absent */
     char fail_text[256];
-    X509 *cert;        /* SUCCESS: the certificate for key; owned (X509_free) */
+    X509 *cert; /* SUCCESS: the certificate for key; owned (X509_free) */
 };
 
 /*

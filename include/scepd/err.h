@@ -44,34 +44,35 @@ enum scep_errcat {
     X(SCEP_E_DER, "der", SCEP_CAT_HTTP400, "message is not a CMS ContentInfo")                     \
     X(SCEP_E_DER_TRAILING, "der_trailing", SCEP_CAT_HTTP400, "trailing bytes after the message")   \
     X(SCEP_E_NOT_SIGNED, "not_signed", SCEP_CAT_HTTP400, "message is not a CMS SignedData")        \
-    X(SCEP_E_SIGNER_COUNT, "signer_count", SCEP_CAT_HTTP400, "message must have exactly one signer") \
+    X(SCEP_E_SIGNER_COUNT, "signer_count", SCEP_CAT_HTTP400,                                       \
+      "message must have exactly one signer")                                                      \
     X(SCEP_E_NO_SIGNER_CERT, "no_signer_cert", SCEP_CAT_HTTP400,                                   \
-      "the signer certificate is not in the message")                                             \
+      "the signer certificate is not in the message")                                              \
     X(SCEP_E_BAD_SIGNATURE, "bad_signature", SCEP_CAT_HTTP400,                                     \
-      "the message signature does not verify")                                                    \
+      "the message signature does not verify")                                                     \
     X(SCEP_E_NO_CONTENT, "no_content", SCEP_CAT_HTTP400, "the signed message has no content")      \
     X(SCEP_E_ATTR, "attr", SCEP_CAT_HTTP400,                                                       \
-      "transactionID, messageType or senderNonce missing, repeated or malformed")                 \
+      "transactionID, messageType or senderNonce missing, repeated or malformed")                  \
     X(SCEP_E_ECONTENT_TYPE, "econtent_type", SCEP_CAT_BADREQUEST,                                  \
-      "the signed content type is not id-data")                                                   \
+      "the signed content type is not id-data")                                                    \
     X(SCEP_E_MSGTYPE, "msgtype", SCEP_CAT_BADREQUEST, "message type not supported")                \
     X(SCEP_E_BAD_DIGEST, "bad_digest", SCEP_CAT_BADALG, "digest algorithm not allowed")            \
     X(SCEP_E_DECRYPT, "decrypt", SCEP_CAT_BADMSGCHECK, "the message could not be decrypted")       \
     X(SCEP_E_CIPHER_REFUSED, "cipher_refused", SCEP_CAT_BADALG,                                    \
-      "content encryption algorithm refused by this endpoint")                                    \
+      "content encryption algorithm refused by this endpoint")                                     \
     X(SCEP_E_CSR_PARSE, "csr_parse", SCEP_CAT_BADREQUEST,                                          \
-      "the decrypted content is not a PKCS#10 request")                                           \
+      "the decrypted content is not a PKCS#10 request")                                            \
     X(SCEP_E_CSR_SIGNATURE, "csr_signature", SCEP_CAT_BADMSGCHECK,                                 \
-      "the PKCS#10 self-signature does not verify")                                               \
+      "the PKCS#10 self-signature does not verify")                                                \
     X(SCEP_E_POP, "pop", SCEP_CAT_BADREQUEST,                                                      \
-      "the request signer key is not the key in the PKCS#10")                                     \
+      "the request signer key is not the key in the PKCS#10")                                      \
     X(SCEP_E_KEY_POLICY, "key_policy", SCEP_CAT_BADREQUEST, "key type or size not allowed")        \
     X(SCEP_E_NAME_POLICY, "name_policy", SCEP_CAT_BADREQUEST, "subject or SAN not allowed")        \
     X(SCEP_E_CHALLENGE_MISSING, "challenge_missing", SCEP_CAT_BADREQUEST,                          \
-      "the request has no challenge password")                                                    \
+      "the request has no challenge password")                                                     \
     X(SCEP_E_CHALLENGE, "challenge", SCEP_CAT_BADREQUEST, "challenge password rejected")           \
     X(SCEP_E_TXID_KEY, "txid_key", SCEP_CAT_BADREQUEST,                                            \
-      "this transactionID belongs to another key or request")                                     \
+      "this transactionID belongs to another key or request")                                      \
     X(SCEP_E_ENDPOINT_DISABLED, "endpoint_disabled", SCEP_CAT_HTTP404, "endpoint is disabled")     \
     X(SCEP_E_STORE, "store", SCEP_CAT_HTTP503, "the database is unavailable")                      \
     X(SCEP_E_STORE_BUSY, "store_busy", SCEP_CAT_HTTP503, "the database is busy")                   \

@@ -20,9 +20,9 @@
 #define SCEP_BACKDATE_SECONDS 3600
 
 struct scep_issue_opts {
-    X509 *ca_cert;      /* borrowed */
-    EVP_PKEY *ca_key;   /* borrowed */
-    int validity_days;  /* 1..3650; clamped to the CA's notAfter */
+    X509 *ca_cert;     /* borrowed */
+    EVP_PKEY *ca_key;  /* borrowed */
+    int validity_days; /* 1..3650; clamped to the CA's notAfter */
 };
 
 /*

@@ -41,8 +41,8 @@ enum scep_err scep_pki_read_cert(const char *path, X509 **out) SCEP_WUR;
 /* Write len bytes to a new file with mode 0600 and fsync it. */
 enum scep_err scep_pki_write_secret(const char *path, const void *p, size_t len) SCEP_WUR;
 /* Read a whole small file (at most cap bytes); *out malloc'ed, wiped by the caller. */
-enum scep_err scep_pki_read_file(const char *path, size_t cap, unsigned char **out, size_t *outlen)
-    SCEP_WUR;
+enum scep_err scep_pki_read_file(const char *path, size_t cap, unsigned char **out,
+                                 size_t *outlen) SCEP_WUR;
 
 /* Random string of [A-Za-z0-9] (no bias), n chars + NUL in out. */
 enum scep_err scep_pki_random_text(char *out, size_t n) SCEP_WUR;

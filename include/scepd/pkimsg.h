@@ -34,16 +34,16 @@ enum scep_msgtype {
 };
 
 struct scep_pkimsg {
-    int msgtype;                /* -1 when not a decimal number */
+    int msgtype; /* -1 when not a decimal number */
     unsigned char txid[SCEP_MAX_TXID];
     size_t txid_len;
-    int txid_type;              /* ASN.1 string type it arrived as, echoed */
+    int txid_type; /* ASN.1 string type it arrived as, echoed */
     unsigned char nonce[SCEP_MAX_NONCE];
     size_t nonce_len;
-    int econtent_is_data;       /* eContentType == id-data */
-    const EVP_MD *md;           /* signer digest; static, not owned */
-    X509 *signer;               /* owned */
-    unsigned char *content;     /* owned: the signed eContent (pkcsPKIEnvelope) */
+    int econtent_is_data;   /* eContentType == id-data */
+    const EVP_MD *md;       /* signer digest; static, not owned */
+    X509 *signer;           /* owned */
+    unsigned char *content; /* owned: the signed eContent (pkcsPKIEnvelope) */
     size_t content_len;
 };
 
@@ -54,16 +54,16 @@ struct scep_pkimsg {
  * with a CertRep (signature verified, txid and nonce read): check
  * scep_errcat() of the code and whether *out != NULL.
  */
-enum scep_err scep_pkimsg_parse(const unsigned char *der, size_t len, struct scep_pkimsg **out)
-    SCEP_WUR;
+enum scep_err scep_pkimsg_parse(const unsigned char *der, size_t len,
+                                struct scep_pkimsg **out) SCEP_WUR;
 void scep_pkimsg_free(struct scep_pkimsg *m);
 
 /* How the request was encrypted, so the reply can mirror it (digest §1.7). */
 struct scep_envinfo {
-    char cipher[32];  /* OpenSSL cipher name: "AES-128-CBC", "DES-EDE3-CBC", "DES-CBC" */
-    int oaep;         /* key transport was RSAES-OAEP */
-    int oaep_md_nid;  /* OAEP hash (NID_sha1 default) */
-    int used_ca_key;  /* decrypted with the CA key rather than the RA key */
+    char cipher[32]; /* OpenSSL cipher name: "AES-128-CBC", "DES-EDE3-CBC", "DES-CBC" */
+    int oaep;        /* key transport was RSAES-OAEP */
+    int oaep_md_nid; /* OAEP hash (NID_sha1 default) */
+    int used_ca_key; /* decrypted with the CA key rather than the RA key */
 };
 
 /* One key that may decrypt requests: the RA, or an RSA CA. Borrowed. */
@@ -84,7 +84,6 @@ enum scep_err scep_pkimsg_decrypt(const struct scep_pkimsg *m, const struct scep
 
 /* "PKCSReq", "CertPoll", ... or "unknown". */
 const char *scep_msgtype_name(int t);
-
 
 #include <openssl/cms.h>
 /*

@@ -28,7 +28,8 @@ enum scep_err scep_query_find(const char *query, size_t qlen, const char *name, 
  * '+' becomes ' ' here: operation names never contain either.  Fails with
  * SCEP_E_BAD_QUERY on a bad escape, an embedded NUL or when dst is too small.
  */
-enum scep_err scep_query_unescape(const char *src, size_t srclen, char *dst, size_t dstlen) SCEP_WUR;
+enum scep_err scep_query_unescape(const char *src, size_t srclen, char *dst,
+                                  size_t dstlen) SCEP_WUR;
 
 /*
  * Decode a GET message= value to DER bytes.  *out is malloc'ed (caller frees)

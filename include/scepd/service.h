@@ -69,12 +69,12 @@ struct scep_result {
     size_t body_len;
     unsigned char *owned;
     /* For the log line: */
-    int msgtype;         /* -1 unknown / not a PKIOperation */
-    char txid[96];       /* escaped for logging */
+    int msgtype;            /* -1 unknown / not a PKIOperation */
+    char txid[96];          /* escaped for logging */
     const char *pki_status; /* "SUCCESS" "FAILURE" "PENDING" or "-" */
-    int fail_info;       /* -1 when none */
-    enum scep_err err;   /* why it failed, SCEP_OK otherwise */
-    char serial[48];     /* issued serial, or "" */
+    int fail_info;          /* -1 when none */
+    enum scep_err err;      /* why it failed, SCEP_OK otherwise */
+    char serial[48];        /* issued serial, or "" */
 };
 
 void scep_result_clear(struct scep_result *r);

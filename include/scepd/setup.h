@@ -36,11 +36,11 @@ struct scep_init_opts {
     const char *ca_subject;   /* NULL: "CN=scepd CA,O=scepd" */
     const char *ca_cert_file; /* import an existing CA (with ca_key_file) */
     const char *ca_key_file;
-    int get_only;             /* default endpoint does not advertise POST */
-    int refuse_des;           /* default endpoint refuses single-DES requests */
-    int validity_days;        /* 0: 365 */
-    int getcacert_single;     /* GetCACert answers the CA certificate alone (the CA key then
-                                 also decrypts requests and signs replies; it must be RSA) */
+    int get_only;         /* default endpoint does not advertise POST */
+    int refuse_des;       /* default endpoint refuses single-DES requests */
+    int validity_days;    /* 0: 365 */
+    int getcacert_single; /* GetCACert answers the CA certificate alone (the CA key then
+                             also decrypts requests and signs replies; it must be RSA) */
 };
 
 /*

@@ -36,8 +36,8 @@ struct scep_ca_row {
     char key_ref[SCEP_REF_MAX]; /* key file, relative to the data dir */
 };
 void scep_ca_row_clear(struct scep_ca_row *r);
-enum scep_err scep_store_add_ca(struct scep_store *s, const struct scep_ca_row *r, int64_t *id)
-    SCEP_WUR;
+enum scep_err scep_store_add_ca(struct scep_store *s, const struct scep_ca_row *r,
+                                int64_t *id) SCEP_WUR;
 enum scep_err scep_store_get_ca(struct scep_store *s, int64_t id, struct scep_ca_row *out) SCEP_WUR;
 
 struct scep_endpoint_row {
@@ -47,7 +47,7 @@ struct scep_endpoint_row {
     unsigned char *ra_cert_der; /* owned by the row */
     size_t ra_cert_len;
     char ra_key_ref[SCEP_REF_MAX];
-    char challenge_mode[16];         /* "static" */
+    char challenge_mode[16];          /* "static" */
     unsigned char challenge_hash[32]; /* HMAC-SHA256 under the data dir's secret */
     int has_challenge_hash;
     char getcacert_format[16]; /* "chain" | "single" */
@@ -61,8 +61,8 @@ enum scep_err scep_store_add_endpoint(struct scep_store *s, const struct scep_en
                                       int64_t *id) SCEP_WUR;
 typedef int (*scep_endpoint_cb)(void *arg, const struct scep_endpoint_row *row);
 /* Calls cb for every endpoint; cb returns non-zero to stop (SCEP_E_INTERNAL). */
-enum scep_err scep_store_each_endpoint(struct scep_store *s, scep_endpoint_cb cb, void *arg)
-    SCEP_WUR;
+enum scep_err scep_store_each_endpoint(struct scep_store *s, scep_endpoint_cb cb,
+                                       void *arg) SCEP_WUR;
 
 enum scep_req_status {
     SCEP_REQ_ISSUED = 1,
@@ -126,8 +126,8 @@ typedef int (*scep_cert_cb)(void *arg, const struct scep_cert_row *row);
 enum scep_err scep_store_each_cert(struct scep_store *s, scep_cert_cb cb, void *arg) SCEP_WUR;
 
 /* Key-value settings of the installation ("schema_version", ...). */
-enum scep_err scep_store_get_meta(struct scep_store *s, const char *key, char *val, size_t vlen)
-    SCEP_WUR;
+enum scep_err scep_store_get_meta(struct scep_store *s, const char *key, char *val,
+                                  size_t vlen) SCEP_WUR;
 enum scep_err scep_store_set_meta(struct scep_store *s, const char *key, const char *val) SCEP_WUR;
 
 #endif

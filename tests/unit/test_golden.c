@@ -175,7 +175,8 @@ test_golden_replay_service(void **state)
         req.txid = txid;
         memcpy(req.nonce, m->nonce, m->nonce_len);
         req.nonce_len = m->nonce_len;
-        assert_int_equal(scep_client_parse_reply(r.body, r.body_len, ra, &req, NULL, &rep), SCEP_OK);
+        assert_int_equal(scep_client_parse_reply(r.body, r.body_len, ra, &req, NULL, &rep),
+                         SCEP_OK);
         assert_int_equal(rep.status, g->expect == SCEP_OK ? 0 : 2);
         if (g->expect == SCEP_OK)
             assert_true(r.serial[0] != '\0');

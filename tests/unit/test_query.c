@@ -60,15 +60,15 @@ test_query_decode_message_client_quirks(void **state)
 {
     (void)state;
     /* "\xfb\xff\xbf" encodes to "+/+/" : every quirky character at once */
-    decode_ok("+/+/", "\xfb\xff\xbf", 3);                 /* Apple: raw + and / */
-    decode_ok("%2B%2F%2B%2F", "\xfb\xff\xbf", 3);         /* fully escaped */
-    decode_ok("%2b/%2B/", "\xfb\xff\xbf", 3);             /* lower-case escapes */
-    decode_ok(" / /", "\xfb\xff\xbf", 3);                 /* + form-decoded to space by a hop */
-    decode_ok("-_-_", "\xfb\xff\xbf", 3);                 /* URL-safe alphabet */
+    decode_ok("+/+/", "\xfb\xff\xbf", 3);         /* Apple: raw + and / */
+    decode_ok("%2B%2F%2B%2F", "\xfb\xff\xbf", 3); /* fully escaped */
+    decode_ok("%2b/%2B/", "\xfb\xff\xbf", 3);     /* lower-case escapes */
+    decode_ok(" / /", "\xfb\xff\xbf", 3);         /* + form-decoded to space by a hop */
+    decode_ok("-_-_", "\xfb\xff\xbf", 3);         /* URL-safe alphabet */
     decode_ok("TWFu", "Man", 3);
-    decode_ok("TWE%3D", "Ma", 2);                         /* escaped padding */
-    decode_ok("TWE", "Ma", 2);                            /* missing padding */
-    decode_ok("TW%0AFu%0D%0A", "Man", 3);                 /* sscep / strongSwan line breaks */
+    decode_ok("TWE%3D", "Ma", 2);         /* escaped padding */
+    decode_ok("TWE", "Ma", 2);            /* missing padding */
+    decode_ok("TW%0AFu%0D%0A", "Man", 3); /* sscep / strongSwan line breaks */
 }
 
 static void

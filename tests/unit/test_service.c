@@ -401,12 +401,14 @@ test_service_getcacaps_and_getcacert(void **state)
     struct scep_result r;
     const unsigned char *p;
     PKCS7 *p7;
-    STACK_OF(X509) *certs;
+    STACK_OF(X509) * certs;
 
     scep_service_getcacaps(f->svc, f->ep, &r);
     assert_string_equal(r.content_type, "text/plain");
-    assert_int_equal(r.body_len, strlen("AES\nDES3\nPOSTPKIOperation\nSCEPStandard\nSHA-1\nSHA-256\nSHA-512\n"));
-    assert_memory_equal(r.body, "AES\nDES3\nPOSTPKIOperation\nSCEPStandard\nSHA-1\nSHA-256\nSHA-512\n", r.body_len);
+    assert_int_equal(
+        r.body_len, strlen("AES\nDES3\nPOSTPKIOperation\nSCEPStandard\nSHA-1\nSHA-256\nSHA-512\n"));
+    assert_memory_equal(
+        r.body, "AES\nDES3\nPOSTPKIOperation\nSCEPStandard\nSHA-1\nSHA-256\nSHA-512\n", r.body_len);
     scep_result_clear(&r);
     scep_service_getcacert(f->svc, f->ep, &r);
     assert_string_equal(r.content_type, "application/x-x509-ca-ra-cert");

@@ -73,12 +73,12 @@ test_store_commit_conflicts(void **state)
                      SCEP_E_EXISTS);
     assert_int_equal(test_cert_count(f), 1);
     /* the request that did not commit left no row */
-    assert_int_equal(scep_store_find_request(s, f->ep->id, (const unsigned char *)"tx2", 3, &got,
-                                             NULL, NULL),
-                     SCEP_E_NO_ENTRY);
-    assert_int_equal(scep_store_find_request(s, f->ep->id, (const unsigned char *)"tx1", 3, &got,
-                                             &der, &derlen),
-                     SCEP_OK);
+    assert_int_equal(
+        scep_store_find_request(s, f->ep->id, (const unsigned char *)"tx2", 3, &got, NULL, NULL),
+        SCEP_E_NO_ENTRY);
+    assert_int_equal(
+        scep_store_find_request(s, f->ep->id, (const unsigned char *)"tx1", 3, &got, &der, &derlen),
+        SCEP_OK);
     assert_int_equal(got.status, SCEP_REQ_ISSUED);
     assert_string_equal(got.serial, "0a01");
     assert_int_equal(derlen, 3);
