@@ -368,7 +368,11 @@ scep_http_start(struct scep_service *svc, const struct scep_http_opts *o, struct
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD;
     const union MHD_DaemonInfo *di;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned threads = o->threads ? o->threads : (unsigned)(cores > 0 ? cores : 1);
+    /*
+     * A worker blocks while its issuance waits for the group commit (one
+     * fsync per batch), so there are more workers than cores: 4 per core.
+     */
+    unsigned threads = o->threads ? o->threads : 4 * (unsigned)(cores > 0 ? cores : 1);
 
     *out = NULL;
     if (parse_listen(o->listen, &ss, &sl) != 0) {

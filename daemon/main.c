@@ -55,7 +55,7 @@ usage(FILE *f)
             "serve options:\n"
             "  --listen ADDR:PORT   address to serve SCEP on (default " DEFAULT_LISTEN
             "; port 0 picks one)\n"
-            "  --threads N          worker threads (default: one per core)\n"
+            "  --threads N          worker threads (default: four per core)\n"
             "  --max-connections N  open connections in all (default 1024)\n"
             "  --timeout S          close idle or slow connections after S seconds (default 30)\n"
             "  --challenge S, --ca-key, --ca-subject: used when serve has to run init\n"

@@ -553,6 +553,7 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
     for (attempt = 0; attempt < ISSUE_ATTEMPTS; attempt++) {
         struct scep_issue_opts io;
         struct scep_cert_row cr;
+        struct scep_commit job;
         char serial[SCEP_SERIAL_HEX];
         char *subject = NULL, *sans = NULL;
 
@@ -597,7 +598,24 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
         cr.status = "valid";
         cr.txid = m->txid;
         cr.txid_len = m->txid_len;
-        rc = scep_store_commit_issuance(svc->store, &row, inner, innerlen, &cr);
+        /*
+         * Queue the rows for the group commit, build the CertRep while the
+         * batch is made durable, and release the reply only after that.
+         */
+        rc = scep_store_commit_begin(svc->store, &job, &row, inner, innerlen, &cr);
+        if (rc == SCEP_OK) {
+            reply_success(ep, m, cert, &env, r);
+            rc = scep_store_commit_wait(svc->store, &job);
+            if (rc != SCEP_OK) {
+                /* not durable: this reply must never be sent */
+                free(r->owned);
+                r->owned = NULL;
+                r->body = NULL;
+                r->body_len = 0;
+                r->pki_status = "-";
+                r->serial[0] = '\0';
+            }
+        }
         free(subject);
         free(sans);
         if (rc == SCEP_E_EXISTS)
@@ -616,7 +634,6 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
         if (rc != SCEP_OK)
             goto fail;
         scep_log(SCEP_LOG_INFO, "issue", "issued endpoint=%s serial=%s", ep->name, serial);
-        reply_success(ep, m, cert, &env, r);
         goto out;
     }
     rc = SCEP_E_STORE;

@@ -23,11 +23,21 @@
 #define BUSY_TIMEOUT_MS 10000
 #define SCHEMA_VERSION "1"
 
+struct scep_commit;
+
 struct scep_store {
     char *path;
     pthread_mutex_t mu;
     sqlite3 *free_conns[POOL_MAX];
     int nfree;
+    /* the group-commit writer (started on the first issuance) */
+    pthread_mutex_t wmu;
+    pthread_cond_t wcond, wdone;
+    struct scep_commit *queue, *queue_tail;
+    pthread_t writer;
+    int writer_running, stopping;
+    sqlite3 *wdb;
+    sqlite3_stmt *ins_req, *ins_cert;
 };
 
 static const char schema[] =
@@ -168,6 +178,9 @@ scep_store_open(const char *path, int create, struct scep_store **out)
         goto out;
     }
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->wmu, NULL);
+    pthread_cond_init(&s->wcond, NULL);
+    pthread_cond_init(&s->wdone, NULL);
     rc = conn_open(
         path, create ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READWRITE, &db);
     if (rc != SCEP_OK)
@@ -210,9 +223,22 @@ scep_store_close(struct scep_store *s)
 
     if (s == NULL)
         return;
+    if (s->writer_running) {
+        pthread_mutex_lock(&s->wmu);
+        s->stopping = 1;
+        pthread_cond_signal(&s->wcond);
+        pthread_mutex_unlock(&s->wmu);
+        pthread_join(s->writer, NULL);
+    }
+    sqlite3_finalize(s->ins_req);
+    sqlite3_finalize(s->ins_cert);
+    sqlite3_close(s->wdb);
     for (i = 0; i < s->nfree; i++)
         sqlite3_close(s->free_conns[i]);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->wmu);
+    pthread_cond_destroy(&s->wcond);
+    pthread_cond_destroy(&s->wdone);
     free(s->path);
     free(s);
 }
@@ -577,101 +603,235 @@ out:
     return rc;
 }
 
-enum scep_err
-scep_store_commit_issuance(struct scep_store *s, const struct scep_request_row *req,
-                           const unsigned char *csr_der, size_t csr_len,
-                           const struct scep_cert_row *cert)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    enum scep_err rc;
-    int64_t now = (int64_t)time(NULL), req_id;
-    int r, in_tx = 0;
+/*
+ * Group commit.  Issuances are queued to one writer thread that commits
+ * them in batches: one BEGIN IMMEDIATE ... COMMIT (one WAL fsync) for every
+ * issuance waiting at that moment, each inside its own SAVEPOINT so that a
+ * duplicate transactionID or serial fails alone.  A caller is released only
+ * after the COMMIT of its batch returned (durable), with its own result.
+ */
 
-    if ((rc = acquire(s, &db)) != SCEP_OK)
-        return rc;
-    if ((r = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK) {
-        log_sqlite(db, "begin", r);
-        rc = map_rc(r) == SCEP_E_CONFLICT ? SCEP_E_STORE : map_rc(r);
-        goto out;
-    }
-    in_tx = 1;
-    r = prep(db,
-             "INSERT INTO request(endpoint_id, txid, key_hash, csr_hash, csr_der, msgtype, status,"
-             " serial, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-             &st);
-    if (r != SQLITE_OK) {
-        rc = map_rc(r);
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, req->endpoint_id);
-    sqlite3_bind_blob(st, 2, req->txid, (int)req->txid_len, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, req->key_hash, 32, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 4, req->csr_hash, 32, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 5, csr_der, (int)csr_len, SQLITE_STATIC);
-    sqlite3_bind_int(st, 6, req->msgtype);
-    sqlite3_bind_text(st, 7, status_text(req->status), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 8, cert->serial, -1, SQLITE_STATIC);
+#define BATCH_MAX 128
+
+static int
+bind_request(sqlite3_stmt *st, const struct scep_commit *j, int64_t now)
+{
+    sqlite3_bind_int64(st, 1, j->req->endpoint_id);
+    sqlite3_bind_blob(st, 2, j->req->txid, (int)j->req->txid_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, j->req->key_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, j->req->csr_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, j->csr, (int)j->csr_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, j->req->msgtype);
+    sqlite3_bind_text(st, 7, status_text(j->req->status), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, j->cert->serial, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, now);
-    sqlite3_bind_int64(st, 10, now);
-    r = sqlite3_step(st);
-    sqlite3_finalize(st);
-    st = NULL;
+    return sqlite3_bind_int64(st, 10, now);
+}
+
+static int
+bind_cert(sqlite3_stmt *st, const struct scep_cert_row *c, int64_t req_id, int64_t now)
+{
+    sqlite3_bind_text(st, 1, c->serial, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, c->ca_id);
+    sqlite3_bind_int64(st, 3, c->endpoint_id);
+    sqlite3_bind_int64(st, 4, req_id);
+    sqlite3_bind_text(st, 5, c->subject, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, c->sans, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, c->sha1, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, c->sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, c->not_before);
+    sqlite3_bind_int64(st, 10, c->not_after);
+    sqlite3_bind_blob(st, 11, c->der, (int)c->der_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 12, c->status ? c->status : "valid", -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 13, c->txid, (int)c->txid_len, SQLITE_STATIC);
+    return sqlite3_bind_int64(st, 14, now);
+}
+
+/* Both rows of one job inside the open transaction; rolled back alone on failure. */
+static enum scep_err
+insert_job(struct scep_store *s, struct scep_commit *j, int64_t now)
+{
+    sqlite3 *db = s->wdb;
+    enum scep_err rc;
+    int r;
+
+    if ((r = sqlite3_exec(db, "SAVEPOINT job", NULL, NULL, NULL)) != SQLITE_OK) {
+        log_sqlite(db, "savepoint", r);
+        return SCEP_E_STORE;
+    }
+    sqlite3_reset(s->ins_req);
+    sqlite3_clear_bindings(s->ins_req);
+    bind_request(s->ins_req, j, now);
+    r = sqlite3_step(s->ins_req);
     if (r != SQLITE_DONE) {
         /* UNIQUE(endpoint_id, txid): a concurrent duplicate committed first. */
         rc = map_rc(r);
         if (rc != SCEP_E_CONFLICT)
             log_sqlite(db, "insert request", r);
-        goto out;
+        goto undo;
     }
-    req_id = sqlite3_last_insert_rowid(db);
-    r = prep(db,
-             "INSERT INTO certificate(serial, ca_id, endpoint_id, request_id, subject, sans, sha1,"
-             " sha256, not_before, not_after, der, status, txid, created_at)"
-             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-             &st);
-    if (r != SQLITE_OK) {
-        rc = map_rc(r);
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, cert->serial, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, cert->ca_id);
-    sqlite3_bind_int64(st, 3, cert->endpoint_id);
-    sqlite3_bind_int64(st, 4, req_id);
-    sqlite3_bind_text(st, 5, cert->subject, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, cert->sans, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, cert->sha1, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 8, cert->sha256, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 9, cert->not_before);
-    sqlite3_bind_int64(st, 10, cert->not_after);
-    sqlite3_bind_blob(st, 11, cert->der, (int)cert->der_len, SQLITE_STATIC);
-    sqlite3_bind_text(st, 12, cert->status ? cert->status : "valid", -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 13, cert->txid, (int)cert->txid_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 14, now);
-    r = sqlite3_step(st);
-    sqlite3_finalize(st);
-    st = NULL;
+    sqlite3_reset(s->ins_cert);
+    sqlite3_clear_bindings(s->ins_cert);
+    bind_cert(s->ins_cert, j->cert, sqlite3_last_insert_rowid(db), now);
+    r = sqlite3_step(s->ins_cert);
     if (r != SQLITE_DONE) {
         rc = map_rc(r);
         if (rc == SCEP_E_CONFLICT)
             rc = SCEP_E_EXISTS; /* serial collision: the caller draws again */
         else
             log_sqlite(db, "insert certificate", r);
-        goto out;
+        goto undo;
     }
-    if ((r = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
-        log_sqlite(db, "commit", r);
-        rc = map_rc(r) == SCEP_E_CONFLICT ? SCEP_E_STORE : map_rc(r);
-        goto out;
+    sqlite3_reset(s->ins_req);
+    sqlite3_reset(s->ins_cert);
+    if ((r = sqlite3_exec(db, "RELEASE job", NULL, NULL, NULL)) != SQLITE_OK) {
+        log_sqlite(db, "release", r);
+        return SCEP_E_STORE;
     }
-    in_tx = 0;
-    rc = SCEP_OK;
-out:
-    sqlite3_finalize(st);
-    if (in_tx)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    release(s, db);
+    return SCEP_OK;
+undo:
+    sqlite3_reset(s->ins_req);
+    sqlite3_reset(s->ins_cert);
+    sqlite3_exec(db, "ROLLBACK TO job; RELEASE job", NULL, NULL, NULL);
     return rc;
+}
+
+static void
+run_batch(struct scep_store *s, struct scep_commit *batch)
+{
+    struct scep_commit *j;
+    int64_t now = (int64_t)time(NULL);
+    enum scep_err all = SCEP_OK;
+    int r;
+
+    if ((r = sqlite3_exec(s->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK) {
+        log_sqlite(s->wdb, "begin", r);
+        all = map_rc(r) == SCEP_E_STORE_BUSY ? SCEP_E_STORE_BUSY : SCEP_E_STORE;
+    }
+    for (j = batch; all == SCEP_OK && j != NULL; j = j->next)
+        j->rc = insert_job(s, j, now);
+    if (all == SCEP_OK && (r = sqlite3_exec(s->wdb, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
+        /* Nothing of this batch is durable: every job fails, none is half-done. */
+        log_sqlite(s->wdb, "commit", r);
+        sqlite3_exec(s->wdb, "ROLLBACK", NULL, NULL, NULL);
+        all = map_rc(r) == SCEP_E_STORE_BUSY ? SCEP_E_STORE_BUSY : SCEP_E_STORE;
+    }
+    if (all != SCEP_OK)
+        for (j = batch; j != NULL; j = j->next)
+            j->rc = all;
+}
+
+static void *
+writer_main(void *arg)
+{
+    struct scep_store *s = arg;
+
+    pthread_mutex_lock(&s->wmu);
+    for (;;) {
+        struct scep_commit *batch, *j;
+        int n = 0;
+
+        while (s->queue == NULL && !s->stopping)
+            pthread_cond_wait(&s->wcond, &s->wmu);
+        if (s->queue == NULL && s->stopping)
+            break;
+        /* Take up to BATCH_MAX jobs, oldest first. */
+        batch = s->queue;
+        for (j = batch; j->next != NULL && ++n < BATCH_MAX; j = j->next)
+            ;
+        s->queue = j->next;
+        if (s->queue == NULL)
+            s->queue_tail = NULL;
+        j->next = NULL;
+        pthread_mutex_unlock(&s->wmu);
+        run_batch(s, batch);
+        pthread_mutex_lock(&s->wmu);
+        for (j = batch; j != NULL; j = j->next)
+            j->done = 1;
+        pthread_cond_broadcast(&s->wdone);
+    }
+    pthread_mutex_unlock(&s->wmu);
+    return NULL;
+}
+
+static enum scep_err
+writer_start(struct scep_store *s)
+{
+    int r;
+
+    if (s->writer_running)
+        return SCEP_OK;
+    if (conn_open(s->path, SQLITE_OPEN_READWRITE, &s->wdb) != SCEP_OK)
+        return SCEP_E_STORE;
+    r = sqlite3_prepare_v3(s->wdb,
+                           "INSERT INTO request(endpoint_id, txid, key_hash, csr_hash, csr_der,"
+                           " msgtype, status, serial, created_at, updated_at)"
+                           " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->ins_req, NULL);
+    if (r == SQLITE_OK)
+        r = sqlite3_prepare_v3(s->wdb,
+                               "INSERT INTO certificate(serial, ca_id, endpoint_id, request_id,"
+                               " subject, sans, sha1, sha256, not_before, not_after, der, status,"
+                               " txid, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                               -1, SQLITE_PREPARE_PERSISTENT, &s->ins_cert, NULL);
+    if (r != SQLITE_OK) {
+        log_sqlite(s->wdb, "prepare", r);
+        return SCEP_E_STORE;
+    }
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
+        return SCEP_E_INTERNAL;
+    s->writer_running = 1;
+    return SCEP_OK;
+}
+
+enum scep_err
+scep_store_commit_begin(struct scep_store *s, struct scep_commit *job,
+                        const struct scep_request_row *req, const unsigned char *csr_der,
+                        size_t csr_len, const struct scep_cert_row *cert)
+{
+    enum scep_err rc;
+
+    memset(job, 0, sizeof(*job));
+    job->req = req;
+    job->csr = csr_der;
+    job->csr_len = csr_len;
+    job->cert = cert;
+    pthread_mutex_lock(&s->wmu);
+    if ((rc = writer_start(s)) != SCEP_OK) {
+        pthread_mutex_unlock(&s->wmu);
+        return rc;
+    }
+    if (s->queue_tail != NULL)
+        s->queue_tail->next = job;
+    else
+        s->queue = job;
+    s->queue_tail = job;
+    pthread_cond_signal(&s->wcond);
+    pthread_mutex_unlock(&s->wmu);
+    return SCEP_OK;
+}
+
+enum scep_err
+scep_store_commit_wait(struct scep_store *s, struct scep_commit *job)
+{
+    pthread_mutex_lock(&s->wmu);
+    while (!job->done)
+        pthread_cond_wait(&s->wdone, &s->wmu);
+    pthread_mutex_unlock(&s->wmu);
+    return job->rc;
+}
+
+enum scep_err
+scep_store_commit_issuance(struct scep_store *s, const struct scep_request_row *req,
+                           const unsigned char *csr_der, size_t csr_len,
+                           const struct scep_cert_row *cert)
+{
+    struct scep_commit job;
+    enum scep_err rc;
+
+    if ((rc = scep_store_commit_begin(s, &job, req, csr_der, csr_len, cert)) != SCEP_OK)
+        return rc;
+    return scep_store_commit_wait(s, &job);
 }
 
 enum scep_err

@@ -121,6 +121,28 @@ enum scep_err scep_store_commit_issuance(struct scep_store *s, const struct scep
                                          const unsigned char *csr_der, size_t csr_len,
                                          const struct scep_cert_row *cert) SCEP_WUR;
 
+/*
+ * The same in two steps, so the caller can build its reply while the batch
+ * containing its rows is being made durable: begin queues the rows (all
+ * pointers must stay valid until wait returns), wait blocks until the
+ * commit is done and returns what commit_issuance would have.  The reply
+ * must not leave the process before wait returned SCEP_OK.
+ */
+struct scep_commit {
+    const struct scep_request_row *req;
+    const unsigned char *csr;
+    size_t csr_len;
+    const struct scep_cert_row *cert;
+    enum scep_err rc;
+    int done;
+    struct scep_commit *next;
+};
+enum scep_err scep_store_commit_begin(struct scep_store *s, struct scep_commit *job,
+                                      const struct scep_request_row *req,
+                                      const unsigned char *csr_der, size_t csr_len,
+                                      const struct scep_cert_row *cert) SCEP_WUR;
+enum scep_err scep_store_commit_wait(struct scep_store *s, struct scep_commit *job) SCEP_WUR;
+
 typedef int (*scep_cert_cb)(void *arg, const struct scep_cert_row *row);
 /* Every certificate, oldest first.  Borrowed row values live during the call. */
 enum scep_err scep_store_each_cert(struct scep_store *s, scep_cert_cb cb, void *arg) SCEP_WUR;

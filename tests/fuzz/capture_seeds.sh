@@ -58,7 +58,7 @@ start_server() {
 # save NAME DIR: the first message captured in DIR becomes the seeds NAME.
 save() {
     local name=$1 dir=$2 msg q
-    msg=$(ls "$dir"/msg-*.der 2>/dev/null | head -n 1 || true)
+    msg=$(find "$dir" -maxdepth 1 -name "msg-*.der" | sort | head -n 1)
     if [[ -z $msg ]]; then
         echo "  $name: nothing captured (see $dir/client.log)" >&2
         return 0

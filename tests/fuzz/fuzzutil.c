@@ -6,10 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/cms.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "fuzzutil.h"
+#include "scepd/client.h"
 #include "scepd/csr.h"
 #include "scepd/issue.h"
 #include "scepd/oids.h"
@@ -21,6 +24,8 @@
 
 static struct fuzz_keys keys;
 static int loaded;
+static EVP_PKEY *ec_key;
+static X509 *ec_cert;
 
 static void
 free_keys(void)
@@ -31,6 +36,8 @@ free_keys(void)
     X509_free(keys.ca_cert);
     EVP_PKEY_free(keys.client_key);
     X509_free(keys.client_cert);
+    EVP_PKEY_free(ec_key);
+    X509_free(ec_cert);
 }
 
 static void
@@ -46,8 +53,9 @@ load(const char *dir, const char *name, EVP_PKEY **key, X509 **cert)
     }
     snprintf(path, sizeof(path), "%s/%s.crt", dir, name);
     if (scep_pki_read_cert(path, cert) != SCEP_OK) {
-        fprintf(stderr, "fuzz: %s: cannot read certificate; set SCEPD_FUZZ_KEYS to "
-                        "tests/fuzz/keys\n",
+        fprintf(stderr,
+                "fuzz: %s: cannot read certificate; set SCEPD_FUZZ_KEYS to "
+                "tests/fuzz/keys\n",
                 path);
         exit(1);
     }
@@ -78,7 +86,7 @@ int
 fuzz_csr_checks(const unsigned char *der, size_t len, X509 *signer)
 {
     X509_REQ *req = NULL;
-    STACK_OF(X509_EXTENSION) *exts;
+    STACK_OF(X509_EXTENSION) *exts = NULL;
     EVP_PKEY *pk;
     unsigned char hash[32];
     char chal[SCEP_MAX_CHALLENGE];
@@ -109,4 +117,149 @@ fuzz_csr_checks(const unsigned char *der, size_t len, X509 *signer)
         (void)scep_key_hash(pk, hash);
     X509_REQ_free(req);
     return 1;
+}
+
+void
+fuzz_ec_signer(EVP_PKEY **key, X509 **cert)
+{
+    X509_NAME *name = NULL;
+
+    if (ec_key == NULL) {
+        if (scep_pki_genkey("ec:p256", &ec_key) != SCEP_OK ||
+            scep_pki_parse_dn("CN=scepd fuzz EC signer", &name) != SCEP_OK ||
+            scep_client_selfsigned(ec_key, name, &ec_cert) != SCEP_OK) {
+            fprintf(stderr, "fuzz: cannot make the EC signer\n");
+            exit(1);
+        }
+        X509_NAME_free(name);
+    }
+    *key = ec_key;
+    *cert = ec_cert;
+}
+
+struct reader {
+    const unsigned char *p;
+    size_t n;
+};
+
+static int
+rd_byte(struct reader *r, unsigned *v)
+{
+    if (r->n == 0)
+        return 0;
+    *v = *r->p++;
+    r->n--;
+    return 1;
+}
+
+static const EVP_MD *
+pick_md(unsigned v)
+{
+    switch (v % 6) {
+    case 1:
+        return EVP_sha1();
+    case 2:
+        return EVP_sha512();
+    case 3:
+        return EVP_sha384();
+    case 4:
+        return EVP_sha224();
+    case 5:
+        return EVP_md5();
+    default:
+        return EVP_sha256();
+    }
+}
+
+static int
+pick_type(unsigned v)
+{
+    static const int types[FUZZ_TYPE_COUNT] = {
+        V_ASN1_PRINTABLESTRING, V_ASN1_UTF8STRING, V_ASN1_IA5STRING, V_ASN1_OCTET_STRING,
+        V_ASN1_BMPSTRING,       V_ASN1_T61STRING,  V_ASN1_INTEGER,
+    };
+    return types[v % FUZZ_TYPE_COUNT];
+}
+
+/* One attribute slot; 0 when the input is malformed for OpenSSL. */
+static int
+add_attr(CMS_SignerInfo *si, int nid, struct reader *r)
+{
+    X509_ATTRIBUTE *a = NULL;
+    unsigned count, i, t, len;
+    int ok = 1;
+
+    if (!rd_byte(r, &count) || (count %= 3) == 0)
+        return 1;
+    for (i = 0; i < count && ok; i++) {
+        const unsigned char *v;
+        if (!rd_byte(r, &t) || !rd_byte(r, &len))
+            break;
+        if (len > r->n)
+            len = (unsigned)r->n;
+        v = r->p;
+        r->p += len;
+        r->n -= len;
+        if (a == NULL)
+            ok = (a = X509_ATTRIBUTE_create_by_NID(NULL, nid, pick_type(t), v, (int)len)) != NULL;
+        else
+            ok = X509_ATTRIBUTE_set1_data(a, pick_type(t), v, (int)len);
+    }
+    if (ok && a != NULL)
+        ok = CMS_signed_add1_attr(si, a);
+    X509_ATTRIBUTE_free(a);
+    return ok;
+}
+
+int
+fuzz_signed_build(const unsigned char *in, size_t inlen, X509 *signer, EVP_PKEY *key,
+                  unsigned char **der, size_t *derlen)
+{
+    const struct scep_nids *n = scep_nids();
+    const int nids[FUZZ_ATTR_COUNT] = {n->message_type,  n->pki_status,      n->fail_info,
+                                       n->sender_nonce,  n->recipient_nonce, n->transaction_id,
+                                       n->fail_info_text};
+    struct reader r = {in, inlen};
+    unsigned mdsel = 0, csel = 0, flags = CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
+    CMS_ContentInfo *cms = NULL;
+    CMS_SignerInfo *si;
+    BIO *content = NULL;
+    unsigned char *p = NULL;
+    int i, len, ok = 0;
+
+    *der = NULL;
+    *derlen = 0;
+    (void)rd_byte(&r, &mdsel);
+    (void)rd_byte(&r, &csel);
+    csel %= 4;
+    if (csel == 2)
+        flags |= CMS_DETACHED;
+    if ((cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL)
+        goto out;
+    if ((si = CMS_add1_signer(cms, signer, key, pick_md(mdsel), CMS_NOSMIMECAP)) == NULL)
+        goto out;
+    for (i = 0; i < FUZZ_ATTR_COUNT; i++)
+        if (!add_attr(si, nids[i], &r))
+            goto out;
+    if (csel == 3 && !CMS_set1_eContentType(cms, OBJ_nid2obj(NID_pkcs7_enveloped)))
+        goto out;
+    /* The rest is the eContent (none for "empty"; signed but not carried when detached). */
+    if ((content = BIO_new_mem_buf(csel == 1 || r.n == 0 ? "" : (const char *)r.p,
+                                   csel == 1 ? 0 : (int)r.n)) == NULL)
+        goto out;
+    if (CMS_final(cms, content, NULL, flags) != 1)
+        goto out;
+    if ((len = i2d_CMS_ContentInfo(cms, &p)) <= 0)
+        goto out;
+    if ((*der = malloc((size_t)len)) == NULL)
+        goto out;
+    memcpy(*der, p, (size_t)len);
+    *derlen = (size_t)len;
+    ok = 1;
+out:
+    OPENSSL_free(p);
+    BIO_free(content);
+    CMS_ContentInfo_free(cms);
+    ERR_clear_error();
+    return ok;
 }

@@ -8,6 +8,9 @@
  *   corpus/fuzz_envelope/  the pkcsPKIEnvelope of each of those
  *   corpus/fuzz_certrep/   CertReps signed by keys/ra.key answering the
  *                          fixed request of fuzz_certrep.c
+ *   corpus/fuzz_pkimsg_signed/, corpus/fuzz_certrep_signed/
+ *                          the same requests and replies in the "signed"
+ *                          input format of fuzzutil.h (attributes + eContent)
  *
  * Usage: make_corpus OUTDIR (the corpus root).  Run by hand when the message
  * formats change; the output is committed, so the run need not be
@@ -65,6 +68,83 @@ write_file(const char *sub, const char *name, const unsigned char *p, size_t len
     if ((f = fopen(path, "wb")) == NULL || fwrite(p, 1, len, f) != len || fclose(f) != 0)
         die(path);
 }
+
+/* A seed in the "signed" format of fuzzutil.h. */
+struct enc {
+    unsigned char *p;
+    size_t n;
+};
+
+static void
+enc_put(struct enc *e, const void *p, size_t len)
+{
+    if ((e->p = realloc(e->p, e->n + len + 1)) == NULL)
+        die("realloc");
+    memcpy(e->p + e->n, p, len);
+    e->n += len;
+}
+
+static void
+enc_byte(struct enc *e, unsigned v)
+{
+    unsigned char b = (unsigned char)v;
+
+    enc_put(e, &b, 1);
+}
+
+/* One attribute slot with one value (absent when p is NULL). */
+static void
+enc_attr(struct enc *e, int type, const void *p, size_t len)
+{
+    if (p == NULL) {
+        enc_byte(e, 0);
+        return;
+    }
+    if (len > 255)
+        die("enc_attr: value too long");
+    enc_byte(e, 1);
+    enc_byte(e, (unsigned)type);
+    enc_byte(e, (unsigned)len);
+    enc_put(e, p, len);
+}
+
+struct signed_seed {
+    unsigned md;         /* 0 SHA-256, 1 SHA-1, ... (fuzzutil.h) */
+    unsigned content;    /* 0 rest, 1 empty, 2 absent, 3 rest as envelopedData */
+    const char *msgtype; /* PrintableString values; NULL: absent */
+    const char *status;
+    const char *fail_info;
+    const unsigned char *sender_nonce;
+    size_t sender_nonce_len;
+    const unsigned char *recipient_nonce;
+    size_t recipient_nonce_len;
+    int txid_type;
+    const char *txid;
+    const char *fail_text;
+};
+
+static void
+write_signed(const char *sub, const char *name, const struct signed_seed *s,
+             const unsigned char *content, size_t clen)
+{
+    struct enc e = {NULL, 0};
+
+    enc_byte(&e, s->md);
+    enc_byte(&e, s->content);
+    enc_attr(&e, FUZZ_TYPE_PRINTABLE, s->msgtype, s->msgtype ? strlen(s->msgtype) : 0);
+    enc_attr(&e, FUZZ_TYPE_PRINTABLE, s->status, s->status ? strlen(s->status) : 0);
+    enc_attr(&e, FUZZ_TYPE_PRINTABLE, s->fail_info, s->fail_info ? strlen(s->fail_info) : 0);
+    enc_attr(&e, FUZZ_TYPE_OCTET, s->sender_nonce, s->sender_nonce_len);
+    enc_attr(&e, FUZZ_TYPE_OCTET, s->recipient_nonce, s->recipient_nonce_len);
+    enc_attr(&e, s->txid_type, s->txid, s->txid ? strlen(s->txid) : 0);
+    enc_attr(&e, FUZZ_TYPE_UTF8, s->fail_text, s->fail_text ? strlen(s->fail_text) : 0);
+    if (content != NULL)
+        enc_put(&e, content, clen);
+    write_file(sub, name, e.p, e.n);
+    free(e.p);
+}
+
+static const unsigned char nonce16[16] = "0123456789abcdef";
 
 static void
 write_req(const char *name, X509_REQ *req, unsigned char **der, size_t *len)
@@ -131,8 +211,7 @@ csr_custom(EVP_PKEY *key, const char *dn, const char *san, int chal_type, const 
          * unstructuredName (1.2.840.113549.1.9.2) that the caller patches
          * into a second challengePassword (…9.7) after signing.
          */
-        if (!X509_REQ_add1_attr_by_NID(req, NID_pkcs9_unstructuredName, chal_type, chal,
-                                       chal_len))
+        if (!X509_REQ_add1_attr_by_NID(req, NID_pkcs9_unstructuredName, chal_type, chal, chal_len))
             die("unstructuredName");
     }
     if (chal != NULL) {
@@ -250,8 +329,8 @@ make_csrs(unsigned char **main_der, size_t *main_len, unsigned char **ec_der, si
     write_req("san-all-allowed.der", r, NULL, NULL);
     X509_REQ_free(r);
     r = csr_custom(keys->client_key, "CN=sid",
-                   "RAWURI:tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-500", MBSTRING_ASC, "x", -1,
-                   0);
+                   "RAWURI:tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-500", MBSTRING_ASC, "x",
+                   -1, 0);
     write_req("san-ms-sid-uri.der", r, NULL, NULL);
     X509_REQ_free(r);
     r = csr_custom(keys->client_key, "CN=upn", "otherName:1.3.6.1.4.1.311.20.2.3;UTF8:user@corp",
@@ -276,8 +355,8 @@ make_csrs(unsigned char **main_der, size_t *main_len, unsigned char **ec_der, si
     r = csr_custom(keys->client_key, "RAWCN:ctl\x01char", NULL, MBSTRING_ASC, "x", -1, 0);
     write_req("cn-control-char.der", r, NULL, NULL);
     X509_REQ_free(r);
-    r = csr_custom(keys->client_key, "CN=multi,OU=a,OU=b,O=c,L=d,ST=e,C=FR,emailAddress=f@g",
-                   NULL, MBSTRING_ASC, "x", -1, 0);
+    r = csr_custom(keys->client_key, "CN=multi,OU=a,OU=b,O=c,L=d,ST=e,C=FR,emailAddress=f@g", NULL,
+                   MBSTRING_ASC, "x", -1, 0);
     write_req("subject-many-rdns.der", r, NULL, NULL);
     X509_REQ_free(r);
 
@@ -392,6 +471,17 @@ make_msg(const struct msg_spec *s, X509 *signer, EVP_PKEY *signer_key, const uns
     if (rc != SCEP_OK)
         die("own message does not parse");
     write_file("fuzz_envelope", name, m->content, m->content_len);
+    {
+        struct signed_seed ss = {0};
+        char mt[16];
+        snprintf(mt, sizeof(mt), "%d", s->msgtype);
+        ss.msgtype = s->msgtype_text ? s->msgtype_text : mt;
+        ss.sender_nonce = nonce16;
+        ss.sender_nonce_len = sizeof(nonce16);
+        ss.txid_type = FUZZ_TYPE_PRINTABLE;
+        ss.txid = r.txid;
+        write_signed("fuzz_pkimsg_signed", name, &ss, m->content, m->content_len);
+    }
     scep_pkimsg_free(m);
     free(der);
 }
@@ -426,6 +516,7 @@ make_msgs(const unsigned char *csr, size_t csrlen, const unsigned char *eccsr, s
 
     mkdir_p("fuzz_pkimsg");
     mkdir_p("fuzz_envelope");
+    mkdir_p("fuzz_pkimsg_signed");
     for (i = 0; i < sizeof(specs) / sizeof(specs[0]); i++)
         make_msg(&specs[i], keys->client_cert, keys->client_key, csr, csrlen, NULL, 0);
 
@@ -473,8 +564,8 @@ make_msgs(const unsigned char *csr, size_t csrlen, const unsigned char *eccsr, s
 
     /* A GetCert-like inner that is not a CSR. */
     {
-        static const unsigned char ias[] = {0x30, 0x0a, 0x30, 0x03, 0x02, 0x01, 0x01,
-                                            0x02, 0x03, 0x01, 0x00, 0x01};
+        static const unsigned char ias[] = {0x30, 0x0a, 0x30, 0x03, 0x02, 0x01,
+                                            0x01, 0x02, 0x03, 0x01, 0x00, 0x01};
         s = specs[0];
         s.name = "getcert-not-a-csr";
         s.msgtype = 21;
@@ -482,10 +573,63 @@ make_msgs(const unsigned char *csr, size_t csrlen, const unsigned char *eccsr, s
     }
     X509_free(ecself);
     X509_NAME_free(name);
+
+    /* Attribute edge cases around one good envelope. */
+    {
+        static const unsigned char nonce8[8] = "12345678";
+        static unsigned char nonce65[65];
+        struct signed_seed ss = {0};
+        struct scep_client_req r;
+        struct scep_pkimsg *m = NULL;
+        unsigned char *der = NULL;
+        size_t len = 0;
+
+        memset(&r, 0, sizeof(r));
+        r.msgtype = 19;
+        r.txid = "edge";
+        r.signer_cert = keys->client_cert;
+        r.signer_key = keys->client_key;
+        r.inner = csr;
+        r.inner_len = csrlen;
+        r.recipient = keys->ra_cert;
+        if (scep_client_build(&r, &der, &len) != SCEP_OK ||
+            scep_pkimsg_parse(der, len, &m) != SCEP_OK)
+            die("edge envelope");
+        memset(nonce65, 'n', sizeof(nonce65));
+        ss.msgtype = "19";
+        ss.sender_nonce = nonce8;
+        ss.sender_nonce_len = sizeof(nonce8);
+        ss.txid_type = FUZZ_TYPE_UTF8;
+        ss.txid = "utf8-txid-\xc3\xa4";
+        write_signed("fuzz_pkimsg_signed", "nonce8-utf8-txid.der", &ss, m->content, m->content_len);
+        ss.sender_nonce = nonce65;
+        ss.sender_nonce_len = sizeof(nonce65);
+        ss.txid_type = FUZZ_TYPE_IA5;
+        ss.md = 1;
+        write_signed("fuzz_pkimsg_signed", "nonce65-ia5-sha1.der", &ss, m->content, m->content_len);
+        ss.sender_nonce = nonce16;
+        ss.sender_nonce_len = sizeof(nonce16);
+        ss.txid_type = FUZZ_TYPE_OCTET;
+        ss.md = 5;
+        write_signed("fuzz_pkimsg_signed", "txid-octets-md5.der", &ss, m->content, m->content_len);
+        ss.txid_type = FUZZ_TYPE_PRINTABLE;
+        ss.md = 0;
+        ss.msgtype = "1234";
+        ss.content = 3;
+        write_signed("fuzz_pkimsg_signed", "msgtype-4-digits-envtype.der", &ss, m->content,
+                     m->content_len);
+        ss.msgtype = NULL;
+        ss.content = 1;
+        write_signed("fuzz_pkimsg_signed", "no-msgtype-empty.der", &ss, NULL, 0);
+        ss.content = 2;
+        write_signed("fuzz_pkimsg_signed", "detached.der", &ss, m->content, m->content_len);
+        scep_pkimsg_free(m);
+        free(der);
+    }
 }
 
 static void
-make_certrep(const char *name, enum scep_pkistatus st, int fail_info, const char *fail_text,
+make_certrep(const char *name, enum scep_pkistatus status, int fail_info, const char *fail_text,
              const char *cipher, int oaep, const EVP_MD *md, const char *txid)
 {
     struct scep_pkimsg req;
@@ -513,7 +657,7 @@ make_certrep(const char *name, enum scep_pkistatus st, int fail_info, const char
         !sk_X509_push(certs, keys->ca_cert))
         die("certs");
     memset(&r, 0, sizeof(r));
-    r.status = st;
+    r.status = status;
     r.fail_info = fail_info;
     r.fail_text = fail_text;
     r.req = &req;
@@ -526,6 +670,39 @@ make_certrep(const char *name, enum scep_pkistatus st, int fail_info, const char
         die(name);
     snprintf(file, sizeof(file), "%s.der", name);
     write_file("fuzz_certrep", file, der, len);
+    {
+        /* The same reply in the "signed" format, with its own envelope. */
+        const unsigned char *p = der;
+        CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
+        ASN1_OCTET_STRING **pos = cms != NULL ? CMS_get0_content(cms) : NULL;
+        struct signed_seed ss = {0};
+        char stext[16], fi[16];
+
+        if (pos == NULL || *pos == NULL)
+            die("certrep content");
+        snprintf(stext, sizeof(stext), "%d", (int)status);
+        snprintf(fi, sizeof(fi), "%d", fail_info);
+        ss.md = md == EVP_sha1() ? 1 : md == EVP_sha512() ? 2 : 0;
+        ss.content = ASN1_STRING_length(*pos) == 0 ? 1 : 0;
+        ss.msgtype = "3";
+        ss.status = stext;
+        ss.fail_info = status == SCEP_STATUS_FAILURE ? fi : NULL;
+        ss.sender_nonce = nonce16;
+        ss.sender_nonce_len = sizeof(nonce16);
+        ss.recipient_nonce = (const unsigned char *)FUZZ_NONCE;
+        ss.recipient_nonce_len = 16;
+        ss.txid_type = FUZZ_TYPE_PRINTABLE;
+        ss.txid = txid;
+        ss.fail_text = fail_text;
+        write_signed("fuzz_certrep_signed", file, &ss, ASN1_STRING_get0_data(*pos),
+                     (size_t)ASN1_STRING_length(*pos));
+        if (status != SCEP_STATUS_SUCCESS) {
+            ss.content = 2; /* eContent absent (RFC 8894 form) */
+            snprintf(file, sizeof(file), "%s-detached.der", name);
+            write_signed("fuzz_certrep_signed", file, &ss, NULL, 0);
+        }
+        CMS_ContentInfo_free(cms);
+    }
     free(der);
     sk_X509_free(certs);
 }
@@ -534,20 +711,19 @@ static void
 make_certreps(void)
 {
     mkdir_p("fuzz_certrep");
-    make_certrep("success-aes128", SCEP_STATUS_SUCCESS, 0, NULL, "AES-128-CBC", 0, NULL,
-                 FUZZ_TXID);
+    mkdir_p("fuzz_certrep_signed");
+    make_certrep("success-aes128", SCEP_STATUS_SUCCESS, 0, NULL, "AES-128-CBC", 0, NULL, FUZZ_TXID);
     make_certrep("success-aes256-oaep", SCEP_STATUS_SUCCESS, 0, NULL, "AES-256-CBC", 1,
                  EVP_sha512(), FUZZ_TXID);
-    make_certrep("success-des3-sha1", SCEP_STATUS_SUCCESS, 0, NULL, "DES-EDE3-CBC", 0,
-                 EVP_sha1(), FUZZ_TXID);
+    make_certrep("success-des3-sha1", SCEP_STATUS_SUCCESS, 0, NULL, "DES-EDE3-CBC", 0, EVP_sha1(),
+                 FUZZ_TXID);
     make_certrep("success-des", SCEP_STATUS_SUCCESS, 0, NULL, "DES-CBC", 0, NULL, FUZZ_TXID);
     make_certrep("pending", SCEP_STATUS_PENDING, 0, NULL, "", 0, NULL, FUZZ_TXID);
-    make_certrep("failure-badalg", SCEP_STATUS_FAILURE, 0, "digest algorithm not allowed", "",
-                 0, NULL, FUZZ_TXID);
-    make_certrep("failure-badrequest-notext", SCEP_STATUS_FAILURE, 2, NULL, "", 0, NULL,
-                 FUZZ_TXID);
-    make_certrep("failure-badcertid", SCEP_STATUS_FAILURE, 4, "no such certificate", "", 0,
+    make_certrep("failure-badalg", SCEP_STATUS_FAILURE, 0, "digest algorithm not allowed", "", 0,
                  NULL, FUZZ_TXID);
+    make_certrep("failure-badrequest-notext", SCEP_STATUS_FAILURE, 2, NULL, "", 0, NULL, FUZZ_TXID);
+    make_certrep("failure-badcertid", SCEP_STATUS_FAILURE, 4, "no such certificate", "", 0, NULL,
+                 FUZZ_TXID);
     make_certrep("success-other-txid", SCEP_STATUS_SUCCESS, 0, NULL, "AES-128-CBC", 0, NULL,
                  "another-transaction");
 }
