@@ -537,10 +537,14 @@ main(int argc, char **argv)
             return 1;
         if (tty)
             fprintf(stderr, "preparing %lld requests (keys cached in %s)\n", cfg.n, cfg.key_cache);
+        pthread_t *pt = calloc((size_t)np, sizeof(*pt));
+        if (pt == NULL)
+            return 1;
         for (i = 0; i < np; i++)
-            pthread_create(&th[i % cfg.c], NULL, prepare_worker, &r);
+            pthread_create(&pt[i], NULL, prepare_worker, &r);
         for (i = 0; i < np; i++)
-            pthread_join(th[i % cfg.c], NULL);
+            pthread_join(pt[i], NULL);
+        free(pt);
         atomic_store(&r.next, 0);
     }
     t0 = now_ms();

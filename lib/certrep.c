@@ -82,7 +82,7 @@ envelope(const struct scep_certrep *r, BIO **out)
     enum scep_err rc = SCEP_E_INTERNAL;
     unsigned char *inner = NULL;
     size_t innerlen = 0;
-    EVP_CIPHER *cipher = NULL;
+    const EVP_CIPHER *cipher = NULL;
     CMS_ContentInfo *env = NULL;
     CMS_RecipientInfo *ri;
     BIO *in = NULL, *der = NULL;
@@ -93,8 +93,7 @@ envelope(const struct scep_certrep *r, BIO **out)
     if ((rc = scep_certs_only_der(r->certs, &inner, &innerlen)) != SCEP_OK)
         goto out;
     rc = SCEP_E_INTERNAL;
-    cipher = EVP_CIPHER_fetch(
-        NULL, r->env != NULL && r->env->cipher[0] ? r->env->cipher : "AES-128-CBC", NULL);
+    cipher = scep_cipher(r->env != NULL && r->env->cipher[0] ? r->env->cipher : "AES-128-CBC");
     if (cipher == NULL)
         goto out;
     if ((env = CMS_encrypt(NULL, NULL, cipher, flags)) == NULL)
@@ -125,7 +124,6 @@ out:
     BIO_free(der);
     BIO_free(in);
     CMS_ContentInfo_free(env);
-    EVP_CIPHER_free(cipher);
     free(inner);
     return rc;
 }

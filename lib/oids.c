@@ -2,7 +2,9 @@
  * oids.c - OID registration and provider loading (see oids.h).
  */
 #include <stdlib.h>
+#include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/provider.h>
@@ -14,6 +16,11 @@ static int have_des;
 static int initialised;
 static OSSL_PROVIDER *prov_default, *prov_legacy;
 
+static const char *const cipher_names[] = {"AES-128-CBC", "AES-192-CBC", "AES-256-CBC",
+                                           "DES-EDE3-CBC", "DES-CBC"};
+#define NCIPHERS (sizeof(cipher_names) / sizeof(cipher_names[0]))
+static EVP_CIPHER *ciphers[NCIPHERS];
+
 /*
  * Unloaded at exit, before OpenSSL's own cleanup (atexit runs in reverse):
  * otherwise the legacy module's allocations outlive its dlclose and
@@ -22,6 +29,12 @@ static OSSL_PROVIDER *prov_default, *prov_legacy;
 static void
 unload_providers(void)
 {
+    size_t i;
+
+    for (i = 0; i < NCIPHERS; i++) {
+        EVP_CIPHER_free(ciphers[i]);
+        ciphers[i] = NULL;
+    }
     if (prov_legacy != NULL)
         OSSL_PROVIDER_unload(prov_legacy);
     if (prov_default != NULL)
@@ -75,13 +88,26 @@ scep_lib_init(void)
     prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
     have_des = prov_legacy != NULL;
     atexit(unload_providers);
-    if (have_des) {
-        EVP_CIPHER *c = EVP_CIPHER_fetch(NULL, "DES-CBC", NULL);
-        have_des = c != NULL;
-        EVP_CIPHER_free(c);
+    {
+        size_t i;
+        for (i = 0; i < NCIPHERS; i++)
+            ciphers[i] = EVP_CIPHER_fetch(NULL, cipher_names[i], NULL);
     }
+    have_des = have_des && scep_cipher("DES-CBC") != NULL;
+    ERR_clear_error();
     initialised = 1;
     return SCEP_OK;
+}
+
+const EVP_CIPHER *
+scep_cipher(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < NCIPHERS; i++)
+        if (strcmp(cipher_names[i], name) == 0)
+            return ciphers[i];
+    return NULL;
 }
 
 const struct scep_nids *

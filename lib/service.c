@@ -518,7 +518,7 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
         (rc = scep_csr_check_pop(req, m->signer)) != SCEP_OK ||
         (rc = scep_csr_check_key(req)) != SCEP_OK)
         goto fail;
-    if ((rc = scep_key_hash(X509_REQ_get0_pubkey(req), key_hash)) != SCEP_OK)
+    if ((rc = scep_spki_hash(X509_REQ_get_X509_PUBKEY(req), key_hash)) != SCEP_OK)
         goto fail;
     SHA256(inner, innerlen, csr_hash);
 

@@ -43,6 +43,8 @@ enum scep_err scep_csr_challenge(X509_REQ *req, char *buf, size_t buflen, size_t
  * a request's key in the store.
  */
 enum scep_err scep_key_hash(EVP_PKEY *pkey, unsigned char out[32]) SCEP_WUR;
+/* The same from the encoded SubjectPublicKeyInfo (no key encoder involved). */
+enum scep_err scep_spki_hash(const X509_PUBKEY *spki, unsigned char out[32]) SCEP_WUR;
 
 /* The requested extensions, or NULL; owned by the caller. */
 STACK_OF(X509_EXTENSION) * scep_csr_extensions(X509_REQ *req);

@@ -6,6 +6,8 @@
 #ifndef SCEPD_OIDS_H
 #define SCEPD_OIDS_H
 
+#include <openssl/evp.h>
+
 #include "scepd/err.h"
 
 struct scep_nids {
@@ -30,6 +32,13 @@ struct scep_nids {
 enum scep_err scep_lib_init(void) SCEP_WUR;
 /* The NIDs; valid after scep_lib_init(). */
 const struct scep_nids *scep_nids(void);
+/*
+ * A content cipher by OpenSSL name ("AES-128-CBC", "DES-EDE3-CBC", ...),
+ * fetched once at scep_lib_init (each fetch takes OpenSSL 3's global
+ * locks).  NULL when not available.  Static; never freed by the caller.
+ */
+const EVP_CIPHER *scep_cipher(const char *name);
+
 /* 1 when OpenSSL's legacy provider (single DES) loaded. */
 int scep_lib_have_des(void);
 

@@ -1,11 +1,13 @@
 /*
- * fuzzutil.c - loading the fixed fuzz keys and the shared PKCS#10 checks
+ * fuzzutil.c - loading the fixed fuzz keys, the shared PKCS#10 checks (with
+ * an independent oracle for the key policy) and the signed-input builder
  * (see fuzzutil.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
 #include <openssl/cms.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -82,6 +84,38 @@ fuzz_init(void)
     return &keys;
 }
 
+/*
+ * The contract of scep_csr_check_key (csr.h), checked independently: RSA
+ * 2048..8192 bits with an odd exponent >= 65537, or EC on P-256/P-384/P-521
+ * as a named curve (RFC 5480 §2.1.1: specifiedCurve MUST NOT be used).
+ */
+static int
+key_policy_holds(X509_REQ *req)
+{
+    EVP_PKEY *pk = X509_REQ_get0_pubkey(req);
+    BIGNUM *e = NULL;
+    char enc[32] = "", curve[64] = "";
+    size_t len;
+    int bits, ok = 0;
+
+    if (pk == NULL)
+        return 0;
+    if (EVP_PKEY_is_a(pk, "RSA")) {
+        bits = EVP_PKEY_get_bits(pk);
+        ok = bits >= 2048 && bits <= 8192 && EVP_PKEY_get_bn_param(pk, "e", &e) && BN_is_odd(e) &&
+             BN_num_bits(e) >= 17;
+        BN_free(e);
+    } else if (EVP_PKEY_is_a(pk, "EC")) {
+        ok = EVP_PKEY_get_utf8_string_param(pk, "group", curve, sizeof(curve), &len) &&
+             (strcmp(curve, "prime256v1") == 0 || strcmp(curve, "secp384r1") == 0 ||
+              strcmp(curve, "secp521r1") == 0) &&
+             EVP_PKEY_get_utf8_string_param(pk, "encoding", enc, sizeof(enc), &len) &&
+             strcmp(enc, "named_curve") == 0;
+    }
+    ERR_clear_error();
+    return ok;
+}
+
 int
 fuzz_csr_checks(const unsigned char *der, size_t len, X509 *signer)
 {
@@ -101,7 +135,10 @@ fuzz_csr_checks(const unsigned char *der, size_t len, X509 *signer)
     (void)scep_csr_verify_self(req);
     if (signer != NULL)
         (void)scep_csr_check_pop(req, signer);
-    (void)scep_csr_check_key(req);
+    if (scep_csr_check_key(req) == SCEP_OK && !key_policy_holds(req)) {
+        fprintf(stderr, "fuzz: scep_csr_check_key accepted a key outside its policy\n");
+        abort();
+    }
     rc = scep_csr_challenge(req, chal, sizeof(chal), &chlen);
     if (rc == SCEP_OK && (chlen >= sizeof(chal) || strlen(chal) != chlen))
         abort(); /* the challenge is terminated, NUL-free and fits */
