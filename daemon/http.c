@@ -11,6 +11,7 @@
  * connection count, per-IP connections, timeout.
  */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +27,37 @@
 #include "scepd/log.h"
 #include "scepd/pkimsg.h"
 #include "scepd/query.h"
+#include "scepd/ratelimit.h"
 
 #define MAX_URI 65536
+
+/*
+ * Every open connection, so a reaper can end those whose request does not
+ * arrive complete within the request deadline: libmicrohttpd's own timeout
+ * only measures inactivity, and a client trickling one header byte a second
+ * (slowloris) is never inactive.
+ */
+struct conn {
+    struct MHD_Connection *c;
+    int fd;
+    time_t since; /* start of the current wait for a complete request */
+    int busy;     /* inside our handler: our own work is not the client's delay */
+    int reaped;
+    struct conn *prev, *next;
+};
 
 struct scep_http {
     struct MHD_Daemon *d;
     struct scep_service *svc;
+    struct scep_ratelimit *rl;
     unsigned port;
+    unsigned request_timeout;
+    pthread_mutex_t cmu;
+    struct conn *conns;
+    pthread_t reaper;
+    int reaper_running;
+    int stopping;
+    pthread_cond_t stop_cv;
 };
 
 struct req {
@@ -61,6 +86,92 @@ uri_cb(void *cls, const char *uri, struct MHD_Connection *c)
 }
 
 static void
+conn_cb(void *cls, struct MHD_Connection *c, void **socket_context,
+        enum MHD_ConnectionNotificationCode code)
+{
+    struct scep_http *h = cls;
+    struct conn *k = *socket_context;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if ((k = calloc(1, sizeof(*k))) == NULL)
+            return;
+        k->c = c;
+        k->fd = ci != NULL ? ci->connect_fd : -1;
+        k->since = time(NULL);
+        pthread_mutex_lock(&h->cmu);
+        k->next = h->conns;
+        if (h->conns != NULL)
+            h->conns->prev = k;
+        h->conns = k;
+        pthread_mutex_unlock(&h->cmu);
+        *socket_context = k;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && k != NULL) {
+        pthread_mutex_lock(&h->cmu);
+        if (k->prev != NULL)
+            k->prev->next = k->next;
+        else
+            h->conns = k->next;
+        if (k->next != NULL)
+            k->next->prev = k->prev;
+        pthread_mutex_unlock(&h->cmu);
+        free(k);
+        *socket_context = NULL;
+    }
+}
+
+static struct conn *
+conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void
+conn_busy(struct scep_http *h, struct MHD_Connection *c, int busy)
+{
+    struct conn *k = conn_of(c);
+
+    if (k == NULL)
+        return;
+    pthread_mutex_lock(&h->cmu);
+    k->busy = busy;
+    k->since = time(NULL); /* the next request's clock starts after this reply */
+    pthread_mutex_unlock(&h->cmu);
+}
+
+static void *
+reaper_main(void *arg)
+{
+    struct scep_http *h = arg;
+    struct timespec ts;
+
+    pthread_mutex_lock(&h->cmu);
+    while (!h->stopping) {
+        struct conn *k;
+        time_t now = time(NULL);
+        for (k = h->conns; k != NULL; k = k->next) {
+            if (!k->busy && !k->reaped && k->fd >= 0 &&
+                now - k->since > (time_t)h->request_timeout) {
+                /* MHD sees the end of the stream and closes the connection itself. */
+                shutdown(k->fd, SHUT_RDWR);
+                k->reaped = 1;
+                scep_log(SCEP_LOG_WARN, "http", "closed slow connection after=%lds",
+                         (long)(now - k->since));
+            }
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&h->stop_cv, &h->cmu, &ts);
+    }
+    pthread_mutex_unlock(&h->cmu);
+    return NULL;
+}
+
+static void
 completed_cb(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode t)
 {
     struct req *r = *req_cls;
@@ -77,7 +188,8 @@ completed_cb(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_Reque
 }
 
 static enum MHD_Result
-send_reply(struct MHD_Connection *c, int status, const char *ctype, const void *body, size_t len)
+send_reply(struct MHD_Connection *c, int status, const char *ctype, const void *body, size_t len,
+           unsigned retry_after)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
@@ -87,8 +199,11 @@ send_reply(struct MHD_Connection *c, int status, const char *ctype, const void *
         return MHD_NO;
     if (ctype != NULL)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE || status == MHD_HTTP_TOO_MANY_REQUESTS) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%u", retry_after ? retry_after : 5);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
     ret = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -110,6 +225,25 @@ peer_text(struct MHD_Connection *c, char *buf, size_t len)
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
                   (socklen_t)len);
+}
+
+/* The peer address as bytes (4 or 16), for the rate limiter. */
+static size_t
+peer_bytes(struct MHD_Connection *c, unsigned char out[16])
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+
+    if (sa != NULL && sa->sa_family == AF_INET) {
+        memcpy(out, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return 4;
+    }
+    if (sa != NULL && sa->sa_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        return 16;
+    }
+    return 0;
 }
 
 /*
@@ -183,6 +317,9 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     const struct scep_endpoint *ep = NULL;
     const char *uri, *q, *name, *opv = NULL, *msgv = NULL;
     char opname[32], esc[48];
+    unsigned char peer[16];
+    size_t plen_peer = 0;
+    unsigned retry_after = 0;
     size_t plen, qlen = 0, nlen, oplen = 0, msglen = 0;
     int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
     int is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
@@ -196,7 +333,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     res.fail_info = -1;
     res.pki_status = "-";
     if (r == NULL || r->uri == NULL)
-        return send_reply(c, MHD_HTTP_URI_TOO_LONG, "text/plain", "scepd: URI too long\n", 20);
+        return send_reply(c, MHD_HTTP_URI_TOO_LONG, "text/plain", "scepd: URI too long\n", 20, 0);
     if (!r->started) {
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -210,7 +347,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         if (r->overflow) {
             scep_service_http_error(SCEP_E_TOO_LARGE, &res);
             log_request(c, r, method, NULL, "-", &res);
-            ret = send_reply(c, res.http_status, res.content_type, res.body, res.body_len);
+            ret = send_reply(c, res.http_status, res.content_type, res.body, res.body_len, 0);
             scep_result_clear(&res);
             return ret;
         }
@@ -229,6 +366,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         return MHD_YES;
     }
 
+    conn_busy(h, c, 1);
     uri = r->uri;
     q = strchr(uri, '?');
     plen = q != NULL ? (size_t)(q - uri) : strlen(uri);
@@ -265,6 +403,12 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         else
             scep_service_getcacert(h->svc, ep, &res);
     } else if (strcmp(opname, "PKIOperation") == 0) {
+        /* A source that keeps failing authentication gets no more private-key work. */
+        plen_peer = peer_bytes(c, peer);
+        if (scep_ratelimit_blocked(h->rl, peer, plen_peer, time(NULL), &retry_after)) {
+            scep_service_http_error(SCEP_E_RATE_LIMITED, &res);
+            goto reply;
+        }
         if (is_post) {
             if (r->body == NULL || scep_buf_len(r->body) == 0) {
                 scep_service_http_error(SCEP_E_NO_MESSAGE, &res);
@@ -291,6 +435,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
             scep_service_http_error(SCEP_E_METHOD, &res);
             goto reply;
         }
+        if (res.err == SCEP_E_CHALLENGE || res.err == SCEP_E_CHALLENGE_MISSING)
+            scep_ratelimit_fail(h->rl, peer, plen_peer, time(NULL));
     } else {
         scep_service_http_error(SCEP_E_UNKNOWN_OPERATION, &res);
     }
@@ -300,8 +446,9 @@ reply:
     else
         snprintf(esc, sizeof(esc), "-");
     log_request(c, r, method, ep, esc, &res);
-    ret = send_reply(c, res.http_status, res.content_type, res.body, res.body_len);
+    ret = send_reply(c, res.http_status, res.content_type, res.body, res.body_len, retry_after);
     scep_result_clear(&res);
+    conn_busy(h, c, 0);
     return ret;
 }
 
@@ -386,21 +533,32 @@ scep_http_start(struct scep_service *svc, const struct scep_http_opts *o, struct
     if ((h = calloc(1, sizeof(*h))) == NULL)
         return SCEP_E_NOMEM;
     h->svc = svc;
+    if ((h->rl = scep_ratelimit_new(o->auth_fail_limit, o->auth_fail_window, 4096)) == NULL) {
+        free(h);
+        return SCEP_E_NOMEM;
+    }
+    h->request_timeout = o->request_timeout_s ? o->request_timeout_s : 20;
+    pthread_mutex_init(&h->cmu, NULL);
+    pthread_cond_init(&h->stop_cv, NULL);
     h->d = MHD_start_daemon(
         flags, 0, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, o->conn_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
         o->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->mem_limit,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_URI_LOG_CALLBACK, uri_cb, h,
-        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h, MHD_OPTION_NOTIFY_CONNECTION, conn_cb, h,
+        MHD_OPTION_END);
     if (h->d == NULL) {
         snprintf(errbuf, errlen,
                  "--listen %s: cannot listen (address in use, not local, or a port below 1024 "
                  "without root); choose another address or port",
                  o->listen);
+        scep_ratelimit_free(h->rl);
         free(h);
         return SCEP_E_IO;
     }
+    if (pthread_create(&h->reaper, NULL, reaper_main, h) == 0)
+        h->reaper_running = 1;
     di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di != NULL ? di->port : 0;
     (void)sl;
@@ -419,6 +577,16 @@ scep_http_stop(struct scep_http *h)
 {
     if (h == NULL)
         return;
+    if (h->reaper_running) {
+        pthread_mutex_lock(&h->cmu);
+        h->stopping = 1;
+        pthread_cond_signal(&h->stop_cv);
+        pthread_mutex_unlock(&h->cmu);
+        pthread_join(h->reaper, NULL);
+    }
     MHD_stop_daemon(h->d);
+    scep_ratelimit_free(h->rl);
+    pthread_mutex_destroy(&h->cmu);
+    pthread_cond_destroy(&h->stop_cv);
     free(h);
 }

@@ -57,7 +57,13 @@ usage(FILE *f)
             "; port 0 picks one)\n"
             "  --threads N          worker threads (default: four per core)\n"
             "  --max-connections N  open connections in all (default 1024)\n"
-            "  --timeout S          close idle or slow connections after S seconds (default 30)\n"
+            "  --timeout S          close connections idle for S seconds (default 30)\n"
+            "  --request-timeout S  close a connection whose request has not arrived whole\n"
+            "                       S seconds after it started (slow clients; default 20)\n"
+            "  --max-connections-per-ip N  open connections per source address (default 128,\n"
+            "                       0 = no limit)\n"
+            "  --auth-fail-limit N  refuse a source (HTTP 429) after N failed challenges within\n"
+            "                       --auth-fail-window S seconds (defaults 20 and 300; 0 = off)\n"
             "  --challenge S, --ca-key, --ca-subject: used when serve has to run init\n"
             "  --verbose            debug logging\n"
             "\n"
@@ -73,6 +79,10 @@ struct opts {
     long long threads;
     long long max_conn;
     long long timeout;
+    long long auth_fail_limit;
+    long long per_ip;
+    long long request_timeout;
+    long long auth_fail_window;
     int verbose;
 };
 
@@ -92,6 +102,10 @@ enum {
     OPT_MAX_CONN,
     OPT_TIMEOUT,
     OPT_VERBOSE,
+    OPT_AUTH_LIMIT,
+    OPT_PER_IP,
+    OPT_REQ_TIMEOUT,
+    OPT_AUTH_WINDOW,
     OPT_HELP,
 };
 
@@ -111,6 +125,10 @@ static const struct option longopts[] = {
     {"max-connections", required_argument, NULL, OPT_MAX_CONN},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"auth-fail-limit", required_argument, NULL, OPT_AUTH_LIMIT},
+    {"max-connections-per-ip", required_argument, NULL, OPT_PER_IP},
+    {"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
+    {"auth-fail-window", required_argument, NULL, OPT_AUTH_WINDOW},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -136,6 +154,10 @@ parse(int argc, char **argv, int serve, struct opts *o)
     o->listen = DEFAULT_LISTEN;
     o->max_conn = 1024;
     o->timeout = 30;
+    o->auth_fail_limit = 20;
+    o->per_ip = 128;
+    o->request_timeout = 20;
+    o->auth_fail_window = 300;
     optind = 2;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -180,6 +202,10 @@ parse(int argc, char **argv, int serve, struct opts *o)
         case OPT_MAX_CONN:
         case OPT_TIMEOUT:
         case OPT_VERBOSE:
+        case OPT_AUTH_LIMIT:
+        case OPT_AUTH_WINDOW:
+        case OPT_PER_IP:
+        case OPT_REQ_TIMEOUT:
             if (!serve) {
                 fprintf(stderr, "scepd: %s is an option of scepd serve\n", argv[optind - 1]);
                 return -1;
@@ -195,6 +221,18 @@ parse(int argc, char **argv, int serve, struct opts *o)
                 return -1;
             else if (c == OPT_VERBOSE)
                 o->verbose = 1;
+            else if (c == OPT_AUTH_LIMIT &&
+                     number("--auth-fail-limit", optarg, 0, 1000000, &o->auth_fail_limit) != 0)
+                return -1;
+            else if (c == OPT_PER_IP &&
+                     number("--max-connections-per-ip", optarg, 0, 65536, &o->per_ip) != 0)
+                return -1;
+            else if (c == OPT_REQ_TIMEOUT &&
+                     number("--request-timeout", optarg, 1, 3600, &o->request_timeout) != 0)
+                return -1;
+            else if (c == OPT_AUTH_WINDOW &&
+                     number("--auth-fail-window", optarg, 1, 86400, &o->auth_fail_window) != 0)
+                return -1;
             break;
         case OPT_HELP:
             usage(stdout);
@@ -285,9 +323,12 @@ do_serve(const struct opts *o)
     ho.listen = o->listen;
     ho.threads = (unsigned)o->threads;
     ho.conn_limit = (unsigned)o->max_conn;
-    ho.per_ip_limit = 0;
+    ho.per_ip_limit = (unsigned)o->per_ip;
+    ho.request_timeout_s = (unsigned)o->request_timeout;
     ho.timeout_s = (unsigned)o->timeout;
     ho.mem_limit = 128 * 1024;
+    ho.auth_fail_limit = (unsigned)o->auth_fail_limit;
+    ho.auth_fail_window = (unsigned)o->auth_fail_window;
     if ((e = scep_http_start(svc, &ho, &http, err, sizeof(err))) != SCEP_OK) {
         fprintf(stderr, "scepd: %s\n", err[0] ? err : scep_strerror(e));
         goto out;

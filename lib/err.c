@@ -60,6 +60,8 @@ scep_errcat_http_status(enum scep_errcat c)
         return 405;
     case SCEP_CAT_HTTP413:
         return 413;
+    case SCEP_CAT_HTTP429:
+        return 429;
     case SCEP_CAT_HTTP503:
         return 503;
     case SCEP_CAT_HTTP500:

@@ -18,6 +18,7 @@ enum scep_errcat {
     SCEP_CAT_HTTP404,     /* unknown endpoint or path */
     SCEP_CAT_HTTP405,     /* wrong method */
     SCEP_CAT_HTTP413,     /* body or field over its cap */
+    SCEP_CAT_HTTP429,     /* too many authentication failures from this source */
     SCEP_CAT_HTTP503,     /* infrastructure fault: retry later */
     SCEP_CAT_HTTP500,     /* our bug */
     SCEP_CAT_BADALG,      /* CertRep FAILURE failInfo 0 */
@@ -74,6 +75,8 @@ enum scep_errcat {
     X(SCEP_E_TXID_KEY, "txid_key", SCEP_CAT_BADREQUEST,                                            \
       "this transactionID belongs to another key or request")                                      \
     X(SCEP_E_ENDPOINT_DISABLED, "endpoint_disabled", SCEP_CAT_HTTP404, "endpoint is disabled")     \
+    X(SCEP_E_RATE_LIMITED, "rate_limited", SCEP_CAT_HTTP429,                                      \
+      "too many failed authentications from this address; retry later")                         \
     X(SCEP_E_STORE, "store", SCEP_CAT_HTTP503, "the database is unavailable")                      \
     X(SCEP_E_STORE_BUSY, "store_busy", SCEP_CAT_HTTP503, "the database is busy")                   \
     X(SCEP_E_CONFLICT, "conflict", SCEP_CAT_LOCAL, "a concurrent writer won; retry")               \

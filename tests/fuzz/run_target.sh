@@ -42,7 +42,11 @@ if ((rc != 0)); then
     echo "$name: FAILED (exit $rc); reproducer(s) in $artifacts:" >&2
     ls -l "$artifacts" >&2 || true
     echo "$name: reproduce with: SCEPD_FUZZ_KEYS=$SCEPD_FUZZ_KEYS $bin $artifacts/<file>" >&2
-    rm -rf "$work/corpus"
+    if [[ $artifacts == "$work"/* ]]; then
+        rm -rf "$work/corpus" # keep the reproducer
+    else
+        rm -rf "$work"
+    fi
     exit "$rc"
 fi
 rm -rf "$work"

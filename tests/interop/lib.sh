@@ -160,7 +160,8 @@ start_scepd() {
         port=$(free_port)
         logf="$WORK/scepd-$name.log"
         : >"$logf"
-        "$SCEPD" serve --data "$dir" --listen "127.0.0.1:$port" >>"$logf" 2>&1 &
+        # shellcheck disable=SC2086 # SCEPD_SERVE_ARGS: extra serve options, word-split on purpose
+        "$SCEPD" serve --data "$dir" --listen "127.0.0.1:$port" ${SCEPD_SERVE_ARGS:-} >>"$logf" 2>&1 &
         pid=$!
         SCEPD_PIDS+=("$pid")
         for ((i = 0; i < 100; i++)); do
