@@ -513,10 +513,11 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
     if ((rc = scep_pkimsg_decrypt(m, keys, nkeys, ep->allow_des, &inner, &innerlen, &env)) !=
         SCEP_OK)
         goto fail;
+    /* Key policy first: no work is spent on a 16384-bit or odd key (matrix C19). */
     if ((rc = scep_csr_parse(inner, innerlen, &req)) != SCEP_OK ||
+        (rc = scep_csr_check_key(req)) != SCEP_OK ||
         (rc = scep_csr_verify_self(req)) != SCEP_OK ||
-        (rc = scep_csr_check_pop(req, m->signer)) != SCEP_OK ||
-        (rc = scep_csr_check_key(req)) != SCEP_OK)
+        (rc = scep_csr_check_pop(req, m->signer)) != SCEP_OK)
         goto fail;
     if ((rc = scep_spki_hash(X509_REQ_get_X509_PUBKEY(req), key_hash)) != SCEP_OK)
         goto fail;
