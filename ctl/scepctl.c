@@ -3,7 +3,11 @@
  * scepd (DIR/admin.sock, bearer token from DIR/admin.token).
  *
  *   scepctl --data DIR certs list [--json]
+ *   scepctl --data DIR requests list [--status S] [--json]
+ *   scepctl --data DIR requests approve ID
+ *   scepctl --data DIR requests reject ID [--reason TEXT]
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +17,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "scepd/num.h"
 #include "scepd/pki.h"
 #include "scepd/setup.h"
 
@@ -24,7 +29,14 @@ usage(FILE *f)
     fprintf(f, "scepctl - manage a running scepd\n"
                "\n"
                "Usage:\n"
-               "  scepctl --data DIR certs list [--json]   issued certificates\n"
+               "  scepctl --data DIR certs list [--json]      issued certificates\n"
+               "  scepctl --data DIR requests list [--status pending|issued|rejected|failed] [--json]\n"
+               "                                              enrollment requests, newest first\n"
+               "  scepctl --data DIR requests approve ID      issue the certificate of a pending\n"
+               "                                              request (the client gets it at its\n"
+               "                                              next poll)\n"
+               "  scepctl --data DIR requests reject ID [--reason TEXT]\n"
+               "                                              refuse it (the client gets FAILURE)\n"
                "  scepctl --help\n"
                "\n"
                "DIR is the data directory scepd serves; scepctl talks to it through\n"
@@ -56,9 +68,12 @@ on_data(char *p, size_t size, size_t n, void *arg)
     return add;
 }
 
-/* GET path from the admin API; the parsed JSON body in *out. 0 ok, 1 failure. */
+/*
+ * One admin API call: GET path (body NULL) or POST path with a JSON body;
+ * the parsed JSON reply in *out.  0 ok, 1 failure (said on stderr).
+ */
 static int
-api_get(const char *dir, const char *path, json_t **out)
+api_call(const char *dir, const char *path, const char *body, json_t **out)
 {
     char sock[4096], tokpath[4096], auth[256], url[256];
     unsigned char *tok = NULL;
@@ -99,6 +114,10 @@ api_get(const char *dir, const char *path, json_t **out)
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
     cc = curl_easy_perform(c);
     if (cc != CURLE_OK) {
         fprintf(stderr,
@@ -145,7 +164,7 @@ certs_list(const char *dir, int as_json)
     json_t *body, *arr, *o;
     size_t i;
 
-    if (api_get(dir, "/v1/certs", &body) != 0)
+    if (api_call(dir, "/v1/certs", NULL, &body) != 0)
         return 1;
     arr = json_object_get(body, "certificates");
     if (!json_is_array(arr)) {
@@ -192,11 +211,92 @@ certs_list(const char *dir, int as_json)
     return 0;
 }
 
+static int
+requests_list(const char *dir, const char *status, int as_json)
+{
+    json_t *body, *arr, *o;
+    char path[128];
+    size_t i;
+
+    if (status != NULL)
+        snprintf(path, sizeof(path), "/v1/requests?status=%s", status);
+    else
+        snprintf(path, sizeof(path), "/v1/requests");
+    if (api_call(dir, path, NULL, &body) != 0)
+        return 1;
+    arr = json_object_get(body, "requests");
+    if (!json_is_array(arr)) {
+        fprintf(stderr, "scepctl: unexpected reply from scepd (no requests list)\n");
+        json_decref(body);
+        return 1;
+    }
+    if (as_json) {
+        json_array_foreach(arr, i, o)
+        {
+            char t[32];
+            fmt_time(json_integer_value(json_object_get(o, "created_at")), t, sizeof(t));
+            json_object_set_new(o, "created_at", json_string(t));
+        }
+        json_dumpf(arr, stdout, JSON_INDENT(2));
+        printf("\n");
+    } else {
+        printf("%-8s %-9s %-20s %-34s %-30s %s\n", "ID", "STATUS", "CREATED", "SERIAL",
+               "TRANSACTION", "SUBJECT");
+        json_array_foreach(arr, i, o)
+        {
+            char t[32];
+            fmt_time(json_integer_value(json_object_get(o, "created_at")), t, sizeof(t));
+            printf("%-8lld %-9s %-20s %-34s %-30.30s %s\n",
+                   (long long)json_integer_value(json_object_get(o, "id")),
+                   json_string_value(json_object_get(o, "status")), t,
+                   json_string_value(json_object_get(o, "serial")),
+                   json_string_value(json_object_get(o, "transaction_id")),
+                   json_string_value(json_object_get(o, "subject")));
+        }
+        fprintf(stderr, "%zu request(s)\n", json_array_size(arr));
+    }
+    json_decref(body);
+    return 0;
+}
+
+static int
+requests_decide(const char *dir, const char *id, int approve, const char *reason)
+{
+    char path[128];
+    json_t *body = NULL, *req = NULL;
+    char *text = NULL;
+    long long n;
+    int rc;
+
+    if (scep_strtonum(id, 1, INT64_MAX, &n) != SCEP_OK) {
+        fprintf(stderr, "scepctl: request id %s: a positive number from requests list\n", id);
+        return 2;
+    }
+    snprintf(path, sizeof(path), "/v1/requests/%lld/%s", n, approve ? "approve" : "reject");
+    req = approve ? json_object() : json_pack("{s:s}", "reason", reason ? reason : "");
+    text = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    if (text == NULL)
+        return 1;
+    rc = api_call(dir, path, text, &body);
+    free(text);
+    if (rc != 0)
+        return 1;
+    if (approve)
+        printf("request %lld approved: certificate %s issued\n", n,
+               json_string_value(json_object_get(body, "serial")));
+    else
+        printf("request %lld rejected\n", n);
+    json_decref(body);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-    const char *dir = NULL;
+    const char *dir = NULL, *status = NULL, *reason = NULL, *id = NULL;
     int i = 1, as_json = 0, rc;
+    const char *noun, *verb;
 
     if (argc < 2) {
         usage(stderr);
@@ -218,21 +318,50 @@ main(int argc, char **argv)
         fprintf(stderr, "scepctl: --data DIR is required (the directory scepd serves)\n");
         return 2;
     }
-    if (i + 1 >= argc || strcmp(argv[i], "certs") != 0 || strcmp(argv[i + 1], "list") != 0) {
-        fprintf(stderr, "scepctl: unknown command%s%s; see scepctl --help\n", i < argc ? " " : "",
-                i < argc ? argv[i] : "");
+    if (i + 1 >= argc) {
+        fprintf(stderr, "scepctl: a command is required; see scepctl --help\n");
         return 2;
     }
+    noun = argv[i];
+    verb = argv[i + 1];
     for (i += 2; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             as_json = 1;
+        } else if (strcmp(argv[i], "--status") == 0 && i + 1 < argc) {
+            status = argv[++i];
+        } else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
+            reason = argv[++i];
+        } else if (argv[i][0] != '-' && id == NULL) {
+            id = argv[i];
         } else {
-            fprintf(stderr, "scepctl: certs list: unknown option %s (only --json)\n", argv[i]);
+            fprintf(stderr, "scepctl: %s %s: unexpected argument %s; see scepctl --help\n", noun,
+                    verb, argv[i]);
             return 2;
         }
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    rc = certs_list(dir, as_json);
+    if (strcmp(noun, "certs") == 0 && strcmp(verb, "list") == 0 && id == NULL && status == NULL &&
+        reason == NULL) {
+        rc = certs_list(dir, as_json);
+    } else if (strcmp(noun, "requests") == 0 && strcmp(verb, "list") == 0 && id == NULL &&
+               reason == NULL) {
+        if (status != NULL && strcmp(status, "pending") != 0 && strcmp(status, "issued") != 0 &&
+            strcmp(status, "rejected") != 0 && strcmp(status, "failed") != 0) {
+            fprintf(stderr, "scepctl: --status %s: use pending, issued, rejected or failed\n",
+                    status);
+            rc = 2;
+        } else {
+            rc = requests_list(dir, status, as_json);
+        }
+    } else if (strcmp(noun, "requests") == 0 &&
+               (strcmp(verb, "approve") == 0 || strcmp(verb, "reject") == 0) && id != NULL &&
+               !as_json && status == NULL && (reason == NULL || verb[0] == 'r')) {
+        rc = requests_decide(dir, id, verb[0] == 'a', reason);
+    } else {
+        fprintf(stderr, "scepctl: unknown command or options: %s %s; see scepctl --help\n", noun,
+                verb);
+        rc = 2;
+    }
     curl_global_cleanup();
     return rc;
 }

@@ -3,12 +3,14 @@
  * the data directory (DIR/admin.sock, mode 0600), each request carrying
  * "Authorization: Bearer <DIR/admin.token>".
  *
- * Routes (JSON):  GET /v1/health   GET /v1/certs
+ * Routes (JSON):  GET /v1/health   GET /v1/certs   GET /v1/requests[?status=S]
+ *                 POST /v1/requests/ID/approve   POST /v1/requests/ID/reject {"reason":..}
  * It grows with the endpoint, request and revocation commands.  Every
  * route needs the token; the token is compared in constant time and never
  * logged.  The API never decrypts a client-supplied message (matrix A10).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 
 #include "daemon.h"
 #include "scepd/log.h"
+#include "scepd/num.h"
 #include "scepd/pki.h"
 #include "scepd/setup.h"
 #include "scepd/store.h"
@@ -101,6 +104,112 @@ cert_to_json(void *arg, const struct scep_cert_row *row)
     return json_array_append_new(arr, o) != 0;
 }
 
+static const char *
+req_status_text(enum scep_req_status st)
+{
+    switch (st) {
+    case SCEP_REQ_ISSUED:
+        return "issued";
+    case SCEP_REQ_PENDING:
+        return "pending";
+    case SCEP_REQ_REJECTED:
+        return "rejected";
+    case SCEP_REQ_FAILED:
+        return "failed";
+    }
+    return "failed";
+}
+
+static int
+request_to_json(void *arg, const struct scep_request_row *row)
+{
+    json_t *arr = arg, *o;
+    char txid[600];
+
+    scep_log_escape(txid, sizeof(txid), row->txid, row->txid_len);
+    o = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s, s:i}", "id", (json_int_t)row->id,
+                  "endpoint_id", (json_int_t)row->endpoint_id, "transaction_id", txid, "status",
+                  req_status_text(row->status), "subject", row->subject, "serial", row->serial,
+                  "created_at", (json_int_t)row->created_at, "reason", row->reason,
+                  "message_type", row->msgtype);
+    if (o == NULL)
+        return 1;
+    return json_array_append_new(arr, o) != 0;
+}
+
+/* POST /v1/requests/ID/(approve|reject) */
+static enum MHD_Result
+decide(struct scep_admin *a, struct MHD_Connection *c, const char *url, const char *body,
+       size_t bodylen)
+{
+    const char *p = url + strlen("/v1/requests/"), *slash = strchr(p, '/');
+    char idtext[24], serial[48], reason[256] = "";
+    long long id;
+    enum scep_err rc;
+    int approve;
+
+    if (slash == NULL || (size_t)(slash - p) >= sizeof(idtext))
+        return reply_error(c, MHD_HTTP_NOT_FOUND, "no such route");
+    memcpy(idtext, p, (size_t)(slash - p));
+    idtext[slash - p] = '\0';
+    if (scep_strtonum(idtext, 1, INT64_MAX, &id) != SCEP_OK)
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "the request id must be a positive number");
+    if (strcmp(slash, "/approve") == 0)
+        approve = 1;
+    else if (strcmp(slash, "/reject") == 0)
+        approve = 0;
+    else
+        return reply_error(c, MHD_HTTP_NOT_FOUND, "no such route; use approve or reject");
+    if (!approve && bodylen > 0) {
+        json_error_t jerr;
+        json_t *j = json_loadb(body, bodylen, 0, &jerr), *r;
+        if (j == NULL || !json_is_object(j)) {
+            json_decref(j);
+            return reply_error(c, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
+        }
+        r = json_object_get(j, "reason");
+        if (r != NULL && !json_is_string(r)) {
+            json_decref(j);
+            return reply_error(c, MHD_HTTP_BAD_REQUEST, "reason must be a string");
+        }
+        if (r != NULL)
+            snprintf(reason, sizeof(reason), "%s", json_string_value(r));
+        json_decref(j);
+    }
+    rc = approve ? scep_service_approve(a->svc, (int64_t)id, serial, sizeof(serial))
+                 : scep_service_reject(a->svc, (int64_t)id, reason);
+    switch (rc) {
+    case SCEP_OK:
+        if (approve)
+            return reply_json(c, MHD_HTTP_OK, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id,
+                                                        "status", "issued", "serial", serial));
+        return reply_json(c, MHD_HTTP_OK, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id,
+                                                    "status", "rejected", "reason", reason));
+    case SCEP_E_NO_ENTRY:
+        return reply_error(c, MHD_HTTP_NOT_FOUND, "no request with this id");
+    case SCEP_E_NOT_PENDING:
+        return reply_error(c, MHD_HTTP_CONFLICT, "the request is not pending (already decided)");
+    default:
+        return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, scep_strerror(rc));
+    }
+}
+
+struct body {
+    char d[4096];
+    size_t len;
+    int overflow;
+};
+
+static void
+completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode t)
+{
+    (void)cls;
+    (void)c;
+    (void)t;
+    free(*req_cls);
+    *req_cls = NULL;
+}
+
 static enum MHD_Result
 handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
         const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
@@ -109,14 +218,24 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     json_t *arr;
     enum scep_err rc;
 
+    struct body *b = *req_cls;
+
     (void)version;
-    (void)upload_data;
-    if (*req_cls == NULL) {
-        *req_cls = a; /* first call: headers only */
+    if (b == NULL) {
+        /* first call: headers only */
+        if ((b = calloc(1, sizeof(*b))) == NULL)
+            return MHD_NO;
+        *req_cls = b;
         return MHD_YES;
     }
     if (*upload_size != 0) {
-        *upload_size = 0; /* no route takes a body yet */
+        if (b->len + *upload_size > sizeof(b->d))
+            b->overflow = 1;
+        else {
+            memcpy(b->d + b->len, upload_data, *upload_size);
+            b->len += *upload_size;
+        }
+        *upload_size = 0;
         return MHD_YES;
     }
     if (!authorized(a, c)) {
@@ -124,10 +243,44 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         return reply_error(c, MHD_HTTP_UNAUTHORIZED,
                            "missing or wrong bearer token; scepctl reads it from DIR/admin.token");
     }
+    if (b->overflow)
+        return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over 4096 bytes");
+    if (strcmp(method, MHD_HTTP_METHOD_POST) == 0) {
+        if (strncmp(url, "/v1/requests/", 13) == 0)
+            return decide(a, c, url, b->d, b->len);
+        return reply_error(c, MHD_HTTP_NOT_FOUND, "no such route");
+    }
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
         return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
     if (strcmp(url, "/v1/health") == 0)
         return reply_json(c, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    if (strcmp(url, "/v1/requests") == 0) {
+        const char *st = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status");
+        enum scep_req_status want;
+        int filter = st != NULL;
+        if (filter) {
+            if (strcmp(st, "pending") == 0)
+                want = SCEP_REQ_PENDING;
+            else if (strcmp(st, "issued") == 0)
+                want = SCEP_REQ_ISSUED;
+            else if (strcmp(st, "rejected") == 0)
+                want = SCEP_REQ_REJECTED;
+            else if (strcmp(st, "failed") == 0)
+                want = SCEP_REQ_FAILED;
+            else
+                return reply_error(c, MHD_HTTP_BAD_REQUEST,
+                                   "status must be pending, issued, rejected or failed");
+        }
+        if ((arr = json_array()) == NULL)
+            return MHD_NO;
+        rc = scep_store_each_request(scep_service_store(a->svc), filter ? &want : NULL,
+                                     request_to_json, arr);
+        if (rc != SCEP_OK) {
+            json_decref(arr);
+            return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, scep_strerror(rc));
+        }
+        return reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "requests", arr));
+    }
     if (strcmp(url, "/v1/certs") == 0) {
         if ((arr = json_array()) == NULL)
             return MHD_NO;
@@ -222,7 +375,8 @@ scep_admin_start(struct scep_service *svc, const char *datadir, struct scep_admi
     a->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handler, a,
                             MHD_OPTION_LISTEN_SOCKET, a->fd, MHD_OPTION_CONNECTION_LIMIT, 32,
                             MHD_OPTION_CONNECTION_TIMEOUT, 30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                            (size_t)32768, MHD_OPTION_END);
+                            (size_t)32768, MHD_OPTION_NOTIFY_COMPLETED, completed, a,
+                            MHD_OPTION_END);
     if (a->d == NULL) {
         snprintf(errbuf, errlen, "%s: cannot start the admin API", a->sock_path);
         scep_admin_stop(a);

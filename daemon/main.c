@@ -46,6 +46,8 @@ usage(FILE *f)
             "  --validity-days N    validity of issued certificates (default 365)\n"
             "  --refuse-des         refuse requests encrypted with single DES (default: accept,\n"
             "                       since micromdm's scepclient and the Go SCEP library use it)\n"
+            "  --approval MODE      auto (default): issue at once; manual: answer PENDING\n"
+            "                       until an operator runs scepctl requests approve|reject\n"
             "  --getcacert FORM     chain (default): GetCACert returns RA + CA as PKCS#7;\n"
             "                       single: the CA certificate alone (RSA CA only; the CA key\n"
             "                       then decrypts requests and signs replies)\n"
@@ -97,6 +99,7 @@ enum {
     OPT_REFUSE_DES,
     OPT_GET_ONLY,
     OPT_GETCACERT,
+    OPT_APPROVAL,
     OPT_LISTEN,
     OPT_THREADS,
     OPT_MAX_CONN,
@@ -120,6 +123,7 @@ static const struct option longopts[] = {
     {"refuse-des", no_argument, NULL, OPT_REFUSE_DES},
     {"get-only", no_argument, NULL, OPT_GET_ONLY},
     {"getcacert", required_argument, NULL, OPT_GETCACERT},
+    {"approval", required_argument, NULL, OPT_APPROVAL},
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-connections", required_argument, NULL, OPT_MAX_CONN},
@@ -189,6 +193,13 @@ parse(int argc, char **argv, int serve, struct opts *o)
             break;
         case OPT_GET_ONLY:
             o->init.get_only = 1;
+            break;
+        case OPT_APPROVAL:
+            if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "manual") != 0) {
+                fprintf(stderr, "scepd: --approval %s: use auto or manual\n", optarg);
+                return -1;
+            }
+            o->init.approval_manual = strcmp(optarg, "manual") == 0;
             break;
         case OPT_GETCACERT:
             if (strcmp(optarg, "single") != 0 && strcmp(optarg, "chain") != 0) {

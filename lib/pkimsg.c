@@ -283,6 +283,47 @@ oaep_md_nid(const X509_ALGOR *alg)
 }
 
 enum scep_err
+scep_pkimsg_envinfo(const struct scep_pkimsg *m, struct scep_envinfo *info)
+{
+    const unsigned char *p = m->content;
+    CMS_ContentInfo *env = NULL;
+    STACK_OF(CMS_RecipientInfo) *ris;
+    X509_ALGOR *kalg = NULL;
+    enum scep_err rc = SCEP_E_DECRYPT;
+    int cnid, i;
+
+    memset(info, 0, sizeof(*info));
+    if (m->content_len > INT_MAX)
+        return rc;
+    env = d2i_CMS_ContentInfo(NULL, &p, (long)m->content_len);
+    if (env == NULL || p != m->content + m->content_len ||
+        OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped)
+        goto out;
+    ris = CMS_get0_RecipientInfos(env);
+    for (i = 0; ris != NULL && i < sk_CMS_RecipientInfo_num(ris); i++) {
+        CMS_RecipientInfo *r = sk_CMS_RecipientInfo_value(ris, i);
+        if (CMS_RecipientInfo_type(r) == CMS_RECIPINFO_TRANS &&
+            CMS_RecipientInfo_ktri_get0_algs(r, NULL, NULL, &kalg) == 1 && kalg != NULL) {
+            if (OBJ_obj2nid(kalg->algorithm) == NID_rsaesOaep) {
+                info->oaep = 1;
+                info->oaep_md_nid = oaep_md_nid(kalg);
+            }
+            break;
+        }
+    }
+    cnid = content_cipher_nid(m->content, m->content_len);
+    if (cnid == NID_aes_128_cbc || cnid == NID_aes_192_cbc || cnid == NID_aes_256_cbc ||
+        cnid == NID_des_ede3_cbc || cnid == NID_des_cbc) {
+        snprintf(info->cipher, sizeof(info->cipher), "%s", OBJ_nid2sn(cnid));
+        rc = SCEP_OK;
+    }
+out:
+    ERR_clear_error();
+    CMS_ContentInfo_free(env);
+    return rc;
+}
+
+enum scep_err
 scep_pkimsg_decrypt(const struct scep_pkimsg *m, const struct scep_decrypt_key *keys, size_t nkeys,
                     int allow_des, unsigned char **out, size_t *outlen, struct scep_envinfo *info)
 {

@@ -172,6 +172,11 @@ load_endpoint(void *arg, const struct scep_endpoint_row *row)
     e->validity_days = row->validity_days;
     e->enabled = row->enabled;
     e->getcacert_single = strcmp(row->getcacert_format, "single") == 0;
+    e->approval_manual = row->approval_manual;
+    e->renewal_window_days = row->renewal_window_days;
+    e->renewal_grace_days = row->renewal_grace_days;
+    e->revoke_on_renewal = row->revoke_on_renewal;
+    e->getcert_chain = row->getcert_chain;
     if ((c->rc = scep_store_get_ca(svc->store, row->ca_id, &ca)) != SCEP_OK) {
         snprintf(c->errbuf, c->errlen, "endpoint %s: its CA %lld is missing from the database",
                  row->name, (long long)row->ca_id);
@@ -455,6 +460,40 @@ asn1_to_time(const ASN1_TIME *t)
 }
 
 /*
+ * The answer for a transaction in the state the store holds: the
+ * certificate (SUCCESS), PENDING while it waits for an operator, FAILURE
+ * badRequest once rejected (RFC 8894 §4.4.1, §5.2).
+ */
+static void
+answer_state(const struct scep_endpoint *ep, const struct scep_pkimsg *m,
+             const struct scep_request_row *row, const unsigned char *cert_der, size_t cert_len,
+             const struct scep_envinfo *env, struct scep_result *r)
+{
+    X509 *cert;
+
+    switch (row->status) {
+    case SCEP_REQ_PENDING:
+        reply_status(ep, m, SCEP_OK, SCEP_STATUS_PENDING, r);
+        return;
+    case SCEP_REQ_REJECTED:
+        reply_status(ep, m, SCEP_E_REJECTED, SCEP_STATUS_FAILURE, r);
+        return;
+    case SCEP_REQ_ISSUED:
+        break;
+    case SCEP_REQ_FAILED:
+    default:
+        reply_status(ep, m, SCEP_E_TXID_KEY, SCEP_STATUS_FAILURE, r);
+        return;
+    }
+    if (cert_der == NULL || (cert = der_to_cert(cert_der, cert_len)) == NULL) {
+        scep_service_http_error(SCEP_E_STORE, r);
+        return;
+    }
+    reply_success(ep, m, cert, env, r);
+    X509_free(cert);
+}
+
+/*
  * The answer for a transaction that already exists: the same certificate to
  * the same key and CSR (a retransmission, matrix S1), FAILURE otherwise
  * (S2, S3) without changing anything.
@@ -465,23 +504,56 @@ replay(const struct scep_endpoint *ep, const struct scep_pkimsg *m,
        const unsigned char key_hash[32], const unsigned char csr_hash[32],
        const struct scep_envinfo *env, struct scep_result *r)
 {
-    X509 *cert;
-
     if (CRYPTO_memcmp(row->key_hash, key_hash, 32) != 0 ||
-        CRYPTO_memcmp(row->csr_hash, csr_hash, 32) != 0) {
+        (csr_hash != NULL && CRYPTO_memcmp(row->csr_hash, csr_hash, 32) != 0)) {
         reply_status(ep, m, SCEP_E_TXID_KEY, SCEP_STATUS_FAILURE, r);
         return;
     }
-    if (row->status != SCEP_REQ_ISSUED || cert_der == NULL) {
-        reply_status(ep, m, SCEP_E_TXID_KEY, SCEP_STATUS_FAILURE, r);
-        return;
-    }
-    if ((cert = der_to_cert(cert_der, cert_len)) == NULL) {
-        scep_service_http_error(SCEP_E_STORE, r);
-        return;
-    }
-    reply_success(ep, m, cert, env, r);
-    X509_free(cert);
+    answer_state(ep, m, row, cert_der, cert_len, env, r);
+}
+
+/*
+ * Sign a certificate for req with the endpoint's CA and fill the store row
+ * for it.  *cert, *der (OPENSSL_free), *subject and *sans (free) are the
+ * caller's; the row borrows them and txid.
+ */
+static enum scep_err
+issue_for(const struct scep_endpoint *ep, X509_REQ *req, const unsigned char *txid, size_t txid_len,
+          X509 **cert, unsigned char **der, struct scep_cert_row *cr, char **subject, char **sans)
+{
+    struct scep_issue_opts io;
+    char serial[SCEP_SERIAL_HEX];
+    enum scep_err rc;
+    int n;
+
+    *der = NULL;
+    *subject = *sans = NULL;
+    memset(&io, 0, sizeof(io));
+    io.ca_cert = ep->ca_cert;
+    io.ca_key = ep->ca_key;
+    io.validity_days = ep->validity_days;
+    if ((rc = scep_issue_cert(req, &io, cert, serial)) != SCEP_OK)
+        return rc;
+    n = i2d_X509(*cert, der);
+    *subject = scep_name_to_text(X509_get_subject_name(*cert));
+    *sans = scep_cert_sans_text(*cert);
+    if (n <= 0 || *subject == NULL || *sans == NULL)
+        return SCEP_E_NOMEM;
+    memset(cr, 0, sizeof(*cr));
+    snprintf(cr->serial, sizeof(cr->serial), "%s", serial);
+    cr->ca_id = ep->ca_id;
+    cr->endpoint_id = ep->id;
+    cr->subject = *subject;
+    cr->sans = *sans;
+    scep_cert_thumbprints(*cert, cr->sha1, cr->sha256);
+    cr->not_before = asn1_to_time(X509_get0_notBefore(*cert));
+    cr->not_after = asn1_to_time(X509_get0_notAfter(*cert));
+    cr->der = *der;
+    cr->der_len = (size_t)n;
+    cr->status = "valid";
+    cr->txid = txid;
+    cr->txid_len = txid_len;
+    return SCEP_OK;
 }
 
 static void
@@ -500,7 +572,7 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
     size_t stored_len = 0;
     char chal[SCEP_MAX_CHALLENGE];
     enum scep_err rc;
-    int attempt, n;
+    int attempt;
 
     chal[0] = '\0';
     keys[nkeys].cert = ep->ra_cert;
@@ -551,32 +623,47 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
     if ((rc = scep_issue_check_names(req)) != SCEP_OK)
         goto fail;
 
+    if (ep->approval_manual) {
+        /* Stored durably, answered PENDING; an operator approves or rejects. */
+        int64_t id = 0;
+        memset(&row, 0, sizeof(row));
+        row.endpoint_id = ep->id;
+        memcpy(row.txid, m->txid, m->txid_len);
+        row.txid_len = m->txid_len;
+        memcpy(row.key_hash, key_hash, 32);
+        memcpy(row.csr_hash, csr_hash, 32);
+        row.msgtype = m->msgtype;
+        rc = scep_store_add_pending(svc->store, &row, inner, innerlen, NULL, &id);
+        if (rc == SCEP_E_CONFLICT) {
+            rc = scep_store_find_request(svc->store, ep->id, m->txid, m->txid_len, &row, &stored,
+                                         &stored_len);
+            if (rc != SCEP_OK)
+                goto fail;
+            replay(ep, m, &row, stored, stored_len, key_hash, csr_hash, &env, r);
+            goto out;
+        }
+        if (rc != SCEP_OK)
+            goto fail;
+        scep_log(SCEP_LOG_INFO, "issue", "pending endpoint=%s request=%lld", ep->name,
+                 (long long)id);
+        reply_status(ep, m, SCEP_OK, SCEP_STATUS_PENDING, r);
+        goto out;
+    }
+
     for (attempt = 0; attempt < ISSUE_ATTEMPTS; attempt++) {
-        struct scep_issue_opts io;
         struct scep_cert_row cr;
         struct scep_commit job;
-        char serial[SCEP_SERIAL_HEX];
+        char serial[sizeof(cr.serial)];
         char *subject = NULL, *sans = NULL;
 
-        memset(&io, 0, sizeof(io));
-        io.ca_cert = ep->ca_cert;
-        io.ca_key = ep->ca_key;
-        io.validity_days = ep->validity_days;
         X509_free(cert);
         cert = NULL;
-        if ((rc = scep_issue_cert(req, &io, &cert, serial)) != SCEP_OK)
-            goto fail;
         OPENSSL_free(cert_der);
         cert_der = NULL;
-        n = i2d_X509(cert, &cert_der);
-        subject = scep_name_to_text(X509_get_subject_name(cert));
-        sans = scep_cert_sans_text(cert);
-        if (n <= 0 || subject == NULL || sans == NULL) {
-            free(subject);
-            free(sans);
-            rc = SCEP_E_NOMEM;
+        if ((rc = issue_for(ep, req, m->txid, m->txid_len, &cert, &cert_der, &cr, &subject,
+                            &sans)) != SCEP_OK)
             goto fail;
-        }
+        snprintf(serial, sizeof(serial), "%s", cr.serial);
         memset(&row, 0, sizeof(row));
         row.endpoint_id = ep->id;
         memcpy(row.txid, m->txid, m->txid_len);
@@ -585,20 +672,6 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
         memcpy(row.csr_hash, csr_hash, 32);
         row.msgtype = m->msgtype;
         row.status = SCEP_REQ_ISSUED;
-        memset(&cr, 0, sizeof(cr));
-        snprintf(cr.serial, sizeof(cr.serial), "%s", serial);
-        cr.ca_id = ep->ca_id;
-        cr.endpoint_id = ep->id;
-        cr.subject = subject;
-        cr.sans = sans;
-        scep_cert_thumbprints(cert, cr.sha1, cr.sha256);
-        cr.not_before = asn1_to_time(X509_get0_notBefore(cert));
-        cr.not_after = asn1_to_time(X509_get0_notAfter(cert));
-        cr.der = cert_der;
-        cr.der_len = (size_t)n;
-        cr.status = "valid";
-        cr.txid = m->txid;
-        cr.txid_len = m->txid_len;
         /*
          * Queue the rows for the group commit, build the CertRep while the
          * batch is made durable, and release the reply only after that.
@@ -650,6 +723,39 @@ out:
     ERR_clear_error();
 }
 
+/*
+ * CertPoll (RFC 8894 §3.3.3, §4.4): the transaction is identified by its
+ * transactionID and the key that signed it, not by decrypting the
+ * IssuerAndSubject (the RFC's own advice).  Unknown to us, or another key's
+ * transaction: FAILURE badCertId.
+ */
+static void
+certpoll(const struct scep_service *svc, const struct scep_endpoint *ep,
+         const struct scep_pkimsg *m, struct scep_result *r)
+{
+    struct scep_request_row row;
+    struct scep_envinfo env;
+    unsigned char key_hash[32], *stored = NULL;
+    size_t stored_len = 0;
+    enum scep_err rc;
+
+    if ((rc = scep_pkimsg_envinfo(m, &env)) != SCEP_OK ||
+        (rc = scep_spki_hash(X509_get_X509_PUBKEY(m->signer), key_hash)) != SCEP_OK) {
+        reply_status(ep, m, rc, SCEP_STATUS_FAILURE, r);
+        return;
+    }
+    rc = scep_store_find_request(svc->store, ep->id, m->txid, m->txid_len, &row, &stored,
+                                 &stored_len);
+    if (rc == SCEP_E_NO_ENTRY || (rc == SCEP_OK && CRYPTO_memcmp(row.key_hash, key_hash, 32) != 0)) {
+        reply_status(ep, m, SCEP_E_UNKNOWN_TXID, SCEP_STATUS_FAILURE, r);
+    } else if (rc != SCEP_OK) {
+        reply_status(ep, m, rc, SCEP_STATUS_FAILURE, r);
+    } else {
+        answer_state(ep, m, &row, stored, stored_len, &env, r);
+    }
+    free(stored);
+}
+
 void
 scep_service_pkioperation(const struct scep_service *svc, const struct scep_endpoint *ep,
                           const unsigned char *der, size_t len, struct scep_result *r)
@@ -678,6 +784,9 @@ scep_service_pkioperation(const struct scep_service *svc, const struct scep_endp
     case SCEP_MSG_PKCSREQ:
         pkcsreq(svc, ep, m, r);
         break;
+    case SCEP_MSG_CERTPOLL:
+        certpoll(svc, ep, m, r);
+        break;
     default:
         reply_status(ep, m, SCEP_E_MSGTYPE, SCEP_STATUS_FAILURE, r);
         break;
@@ -685,4 +794,90 @@ scep_service_pkioperation(const struct scep_service *svc, const struct scep_endp
 out:
     scep_pkimsg_free(m);
     ERR_clear_error();
+}
+
+static const struct scep_endpoint *
+endpoint_by_id(const struct scep_service *svc, int64_t id)
+{
+    size_t i;
+
+    for (i = 0; i < svc->neps; i++)
+        if (svc->eps[i].id == id)
+            return &svc->eps[i];
+    return NULL;
+}
+
+enum scep_err
+scep_service_approve(const struct scep_service *svc, int64_t req_id, char *serial_out,
+                     size_t serial_len)
+{
+    struct scep_request_row row;
+    const struct scep_endpoint *ep;
+    unsigned char *csr = NULL;
+    size_t csr_len = 0;
+    X509_REQ *req = NULL;
+    enum scep_err rc;
+    int attempt;
+
+    if (serial_len > 0)
+        serial_out[0] = '\0';
+    if ((rc = scep_store_get_request(svc->store, req_id, &row, &csr, &csr_len)) != SCEP_OK)
+        return rc;
+    if (row.status != SCEP_REQ_PENDING) {
+        rc = SCEP_E_NOT_PENDING;
+        goto out;
+    }
+    if ((ep = endpoint_by_id(svc, row.endpoint_id)) == NULL) {
+        rc = SCEP_E_NO_ENTRY;
+        goto out;
+    }
+    /* The stored CSR passed every check when it arrived; parse it again. */
+    if ((rc = scep_csr_parse(csr, csr_len, &req)) != SCEP_OK)
+        goto out;
+    for (attempt = 0; attempt < ISSUE_ATTEMPTS; attempt++) {
+        struct scep_cert_row cr;
+        X509 *cert = NULL;
+        unsigned char *der = NULL;
+        char *subject = NULL, *sans = NULL;
+
+        rc = issue_for(ep, req, row.txid, row.txid_len, &cert, &der, &cr, &subject, &sans);
+        if (rc == SCEP_OK)
+            rc = scep_store_complete_pending(svc->store, req_id, &cr);
+        if (rc == SCEP_OK) {
+            snprintf(serial_out, serial_len, "%s", cr.serial);
+            scep_log(SCEP_LOG_INFO, "issue", "approved endpoint=%s request=%lld serial=%s",
+                     ep->name, (long long)req_id, cr.serial);
+        }
+        X509_free(cert);
+        OPENSSL_free(der);
+        free(subject);
+        free(sans);
+        if (rc != SCEP_E_EXISTS)
+            break;
+    }
+    if (rc == SCEP_E_CONFLICT)
+        rc = SCEP_E_NOT_PENDING; /* decided by someone else meanwhile */
+out:
+    X509_REQ_free(req);
+    free(csr);
+    return rc;
+}
+
+enum scep_err
+scep_service_reject(const struct scep_service *svc, int64_t req_id, const char *reason)
+{
+    enum scep_err rc = scep_store_reject_pending(svc->store, req_id, reason);
+
+    if (rc == SCEP_E_CONFLICT) {
+        struct scep_request_row row;
+        unsigned char *csr = NULL;
+        size_t len = 0;
+        rc = scep_store_get_request(svc->store, req_id, &row, &csr, &len);
+        free(csr);
+        if (rc == SCEP_OK)
+            rc = SCEP_E_NOT_PENDING;
+    }
+    if (rc == SCEP_OK)
+        scep_log(SCEP_LOG_INFO, "issue", "rejected request=%lld", (long long)req_id);
+    return rc;
 }

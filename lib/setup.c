@@ -268,6 +268,7 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
     ep.advertise_post = !o->get_only;
     ep.validity_days = o->validity_days > 0 ? o->validity_days : 365;
     ep.enabled = 1;
+    ep.approval_manual = o->approval_manual;
     if ((rc = scep_challenge_hash(secret, sizeof(secret), challenge_out, strlen(challenge_out),
                                   ep.challenge_hash)) != SCEP_OK)
         goto out;

@@ -16,12 +16,17 @@
 
 #include <sqlite3.h>
 
+#include <openssl/x509.h>
+
+#include "scepd/issue.h"
 #include "scepd/log.h"
+#include "scepd/num.h"
 #include "scepd/store.h"
 
 #define POOL_MAX 64
 #define BUSY_TIMEOUT_MS 10000
-#define SCHEMA_VERSION "1"
+/* A new database is made at version 1 and migrated like an old one. */
+#define SCHEMA_VERSION_LATEST 2
 
 struct scep_commit;
 
@@ -70,6 +75,23 @@ static const char schema[] =
     " status TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid','revoked')),"
     " revoked_at INTEGER, revocation_reason INTEGER, txid BLOB, created_at INTEGER NOT NULL);"
     "CREATE INDEX certificate_created ON certificate(created_at);";
+
+/* migrations[i] takes the schema from version i + 1 to i + 2 */
+static const char *const migrations[] = {
+    "ALTER TABLE endpoint ADD COLUMN approval TEXT NOT NULL DEFAULT 'auto'"
+    "  CHECK (approval IN ('auto','manual'));"
+    "ALTER TABLE endpoint ADD COLUMN renewal_window_days INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE endpoint ADD COLUMN renewal_grace_days INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE endpoint ADD COLUMN revoke_on_renewal INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE endpoint ADD COLUMN getcert_format TEXT NOT NULL DEFAULT 'single'"
+    "  CHECK (getcert_format IN ('single','chain'));"
+    "ALTER TABLE request ADD COLUMN reject_reason TEXT;"
+    "ALTER TABLE ca ADD COLUMN crl_number INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE ca ADD COLUMN crl_der BLOB;"
+    "ALTER TABLE ca ADD COLUMN crl_next_update INTEGER;"
+    "CREATE INDEX request_status ON request(status);"
+    "CREATE INDEX certificate_ca_status ON certificate(ca_id, status);",
+};
 
 static enum scep_err
 map_rc(int rc)
@@ -164,13 +186,64 @@ release(struct scep_store *s, sqlite3 *db)
     sqlite3_close(db);
 }
 
+static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st);
+
+/* Bring the schema to SCHEMA_VERSION_LATEST, one version per transaction. */
+static enum scep_err
+migrate(struct scep_store *s)
+{
+    enum scep_err rc;
+    sqlite3 *db = NULL;
+    char ver[16], next[24];
+    long long v;
+
+    for (;;) {
+        if ((rc = scep_store_get_meta(s, "schema_version", ver, sizeof(ver))) != SCEP_OK)
+            return rc;
+        if (scep_strtonum(ver, 1, 1000, &v) != SCEP_OK || v > SCHEMA_VERSION_LATEST) {
+            scep_log(SCEP_LOG_ERROR, "store",
+                     "database schema version=%s is newer than this scepd knows (%d); run the "
+                     "scepd that wrote it",
+                     ver, SCHEMA_VERSION_LATEST);
+            return SCEP_E_STORE;
+        }
+        if (v == SCHEMA_VERSION_LATEST)
+            return SCEP_OK;
+        if ((rc = acquire(s, &db)) != SCEP_OK)
+            return rc;
+        snprintf(next, sizeof(next), "%lld", v + 1);
+        if ((rc = exec(db, "BEGIN IMMEDIATE")) == SCEP_OK) {
+            if ((rc = exec(db, migrations[v - 1])) != SCEP_OK) {
+                (void)exec(db, "ROLLBACK");
+            } else {
+                sqlite3_stmt *st = NULL;
+                if (prep(db, "UPDATE meta SET v = ? WHERE k = 'schema_version'", &st) == SQLITE_OK) {
+                    sqlite3_bind_text(st, 1, next, -1, SQLITE_STATIC);
+                    rc = map_rc(sqlite3_step(st));
+                } else {
+                    rc = SCEP_E_STORE;
+                }
+                sqlite3_finalize(st);
+                rc = rc == SCEP_OK ? exec(db, "COMMIT") : rc;
+                if (rc != SCEP_OK)
+                    (void)exec(db, "ROLLBACK");
+                else
+                    scep_log(SCEP_LOG_INFO, "store", "migrated schema from=%lld to=%s", v, next);
+            }
+        }
+        release(s, db);
+        db = NULL;
+        if (rc != SCEP_OK)
+            return rc;
+    }
+}
+
 enum scep_err
 scep_store_open(const char *path, int create, struct scep_store **out)
 {
     struct scep_store *s = NULL;
     sqlite3 *db = NULL;
     enum scep_err rc;
-    char ver[16];
 
     *out = NULL;
     if ((s = calloc(1, sizeof(*s))) == NULL || (s->path = strdup(path)) == NULL) {
@@ -189,8 +262,7 @@ scep_store_open(const char *path, int create, struct scep_store **out)
         if ((rc = exec(db, "BEGIN IMMEDIATE")) != SCEP_OK)
             goto out;
         if ((rc = exec(db, schema)) != SCEP_OK ||
-            (rc = exec(db, "INSERT INTO meta(k, v) VALUES ('schema_version', '" SCHEMA_VERSION
-                           "')")) != SCEP_OK) {
+            (rc = exec(db, "INSERT INTO meta(k, v) VALUES ('schema_version', '1')")) != SCEP_OK) {
             (void)exec(db, "ROLLBACK");
             goto out;
         }
@@ -199,14 +271,8 @@ scep_store_open(const char *path, int create, struct scep_store **out)
     }
     release(s, db);
     db = NULL;
-    if ((rc = scep_store_get_meta(s, "schema_version", ver, sizeof(ver))) != SCEP_OK)
+    if ((rc = migrate(s)) != SCEP_OK)
         goto out;
-    if (strcmp(ver, SCHEMA_VERSION) != 0) {
-        scep_log(SCEP_LOG_ERROR, "store", "unsupported schema version=%s want=%s", ver,
-                 SCHEMA_VERSION);
-        rc = SCEP_E_STORE;
-        goto out;
-    }
     *out = s;
     s = NULL; /* transferred */
     rc = SCEP_OK;
@@ -421,7 +487,8 @@ scep_store_add_endpoint(struct scep_store *s, const struct scep_endpoint_row *r,
     x = prep(db,
              "INSERT INTO endpoint(name, ca_id, ra_cert_der, ra_key_ref, challenge_mode,"
              " challenge_hash, getcacert_format, allow_des, advertise_post, validity_days, enabled,"
-             " created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+             " created_at, approval, renewal_window_days, renewal_grace_days, revoke_on_renewal,"
+             " getcert_format) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
              &st);
     if (x != SQLITE_OK) {
         rc = map_rc(x);
@@ -442,6 +509,11 @@ scep_store_add_endpoint(struct scep_store *s, const struct scep_endpoint_row *r,
     sqlite3_bind_int(st, 10, r->validity_days);
     sqlite3_bind_int(st, 11, r->enabled);
     sqlite3_bind_int64(st, 12, (sqlite3_int64)time(NULL));
+    sqlite3_bind_text(st, 13, r->approval_manual ? "manual" : "auto", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 14, r->renewal_window_days);
+    sqlite3_bind_int(st, 15, r->renewal_grace_days);
+    sqlite3_bind_int(st, 16, r->revoke_on_renewal);
+    sqlite3_bind_text(st, 17, r->getcert_chain ? "chain" : "single", -1, SQLITE_STATIC);
     if ((rc = map_rc(sqlite3_step(st))) == SCEP_OK)
         *id = sqlite3_last_insert_rowid(db);
 out:
@@ -462,7 +534,8 @@ scep_store_each_endpoint(struct scep_store *s, scep_endpoint_cb cb, void *arg)
         return rc;
     r = prep(db,
              "SELECT id, name, ca_id, ra_cert_der, ra_key_ref, challenge_mode, challenge_hash,"
-             " getcacert_format, allow_des, advertise_post, validity_days, enabled"
+             " getcacert_format, allow_des, advertise_post, validity_days, enabled, approval,"
+             " renewal_window_days, renewal_grace_days, revoke_on_renewal, getcert_format"
              " FROM endpoint ORDER BY id",
              &st);
     if (r != SQLITE_OK) {
@@ -491,6 +564,13 @@ scep_store_each_endpoint(struct scep_store *s, scep_endpoint_cb cb, void *arg)
         e.advertise_post = sqlite3_column_int(st, 9);
         e.validity_days = sqlite3_column_int(st, 10);
         e.enabled = sqlite3_column_int(st, 11);
+        e.approval_manual = sqlite3_column_text(st, 12) != NULL &&
+                            strcmp((const char *)sqlite3_column_text(st, 12), "manual") == 0;
+        e.renewal_window_days = sqlite3_column_int(st, 13);
+        e.renewal_grace_days = sqlite3_column_int(st, 14);
+        e.revoke_on_renewal = sqlite3_column_int(st, 15);
+        e.getcert_chain = sqlite3_column_text(st, 16) != NULL &&
+                          strcmp((const char *)sqlite3_column_text(st, 16), "chain") == 0;
         if (e.ra_cert_der == NULL) {
             rc = SCEP_E_NOMEM;
             goto out;
@@ -558,8 +638,8 @@ scep_store_find_request(struct scep_store *s, int64_t endpoint_id, const unsigne
     if ((rc = acquire(s, &db)) != SCEP_OK)
         return rc;
     r = prep(db,
-             "SELECT r.id, r.key_hash, r.csr_hash, r.msgtype, r.status, r.serial, c.der"
-             " FROM request r LEFT JOIN certificate c ON c.serial = r.serial"
+             "SELECT r.id, r.key_hash, r.csr_hash, r.msgtype, r.status, r.serial, c.der,"
+             " r.reject_reason FROM request r LEFT JOIN certificate c ON c.serial = r.serial"
              " WHERE r.endpoint_id = ? AND r.txid = ?",
              &st);
     if (r != SQLITE_OK) {
@@ -589,6 +669,7 @@ scep_store_find_request(struct scep_store *s, int64_t endpoint_id, const unsigne
     col_text(st, 4, status, sizeof(status));
     out->status = status_from_text(status);
     col_text(st, 5, out->serial, sizeof(out->serial));
+    col_text(st, 7, out->reason, sizeof(out->reason));
     if (cert_der != NULL && sqlite3_column_type(st, 6) == SQLITE_BLOB) {
         *cert_der = dup_blob(st, 6, cert_len);
         if (*cert_der == NULL) {
@@ -870,6 +951,273 @@ scep_store_each_cert(struct scep_store *s, scep_cert_cb cb, void *arg)
         c.txid = sqlite3_column_blob(st, 10);
         c.txid_len = (size_t)sqlite3_column_bytes(st, 10);
         if (cb(arg, &c)) {
+            rc = SCEP_E_INTERNAL;
+            goto out;
+        }
+    }
+    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+/* One write transaction on a pooled connection (admin paths, pending requests). */
+static enum scep_err
+begin_write(struct scep_store *s, sqlite3 **db)
+{
+    enum scep_err rc;
+    int r;
+
+    if ((rc = acquire(s, db)) != SCEP_OK)
+        return rc;
+    if ((r = sqlite3_exec(*db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK) {
+        log_sqlite(*db, "begin", r);
+        release(s, *db);
+        *db = NULL;
+        return map_rc(r) == SCEP_E_STORE_BUSY ? SCEP_E_STORE_BUSY : SCEP_E_STORE;
+    }
+    return SCEP_OK;
+}
+
+static enum scep_err
+end_write(struct scep_store *s, sqlite3 *db, enum scep_err rc)
+{
+    int r;
+
+    if (rc == SCEP_OK && (r = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
+        log_sqlite(db, "commit", r);
+        rc = SCEP_E_STORE;
+    }
+    if (rc != SCEP_OK)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    release(s, db);
+    return rc;
+}
+
+enum scep_err
+scep_store_add_pending(struct scep_store *s, const struct scep_request_row *req,
+                       const unsigned char *csr_der, size_t csr_len, const char *subject,
+                       int64_t *id)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t now = (int64_t)time(NULL);
+    enum scep_err rc;
+    int r;
+
+    (void)subject; /* the CSR holds it; listings read it from there */
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    r = prep(db,
+             "INSERT INTO request(endpoint_id, txid, key_hash, csr_hash, csr_der, msgtype, status,"
+             " created_at, updated_at) VALUES (?,?,?,?,?,?,'pending',?,?)",
+             &st);
+    if (r != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, req->endpoint_id);
+    sqlite3_bind_blob(st, 2, req->txid, (int)req->txid_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, req->key_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, req->csr_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, csr_der, (int)csr_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, req->msgtype);
+    sqlite3_bind_int64(st, 7, now);
+    sqlite3_bind_int64(st, 8, now);
+    r = sqlite3_step(st);
+    rc = map_rc(r);
+    if (rc == SCEP_OK)
+        *id = sqlite3_last_insert_rowid(db);
+    else if (rc != SCEP_E_CONFLICT)
+        log_sqlite(db, "insert pending", r);
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
+}
+
+static void
+request_from_row(sqlite3_stmt *st, struct scep_request_row *out)
+{
+    char status[16];
+    int n;
+
+    memset(out, 0, sizeof(*out));
+    out->id = sqlite3_column_int64(st, 0);
+    out->endpoint_id = sqlite3_column_int64(st, 1);
+    n = sqlite3_column_bytes(st, 2);
+    if (n > 0 && (size_t)n <= sizeof(out->txid)) {
+        memcpy(out->txid, sqlite3_column_blob(st, 2), (size_t)n);
+        out->txid_len = (size_t)n;
+    }
+    if (sqlite3_column_bytes(st, 3) == 32)
+        memcpy(out->key_hash, sqlite3_column_blob(st, 3), 32);
+    if (sqlite3_column_bytes(st, 4) == 32)
+        memcpy(out->csr_hash, sqlite3_column_blob(st, 4), 32);
+    out->msgtype = sqlite3_column_int(st, 5);
+    col_text(st, 6, status, sizeof(status));
+    out->status = status_from_text(status);
+    col_text(st, 7, out->serial, sizeof(out->serial));
+    out->created_at = sqlite3_column_int64(st, 8);
+    col_text(st, 9, out->reason, sizeof(out->reason));
+}
+
+#define REQUEST_COLUMNS                                                                            \
+    "id, endpoint_id, txid, key_hash, csr_hash, msgtype, status, serial, created_at,"              \
+    " reject_reason, csr_der"
+
+enum scep_err
+scep_store_get_request(struct scep_store *s, int64_t id, struct scep_request_row *out,
+                       unsigned char **csr, size_t *csr_len)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    *csr = NULL;
+    *csr_len = 0;
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db, "SELECT " REQUEST_COLUMNS " FROM request WHERE id = ?", &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        request_from_row(st, out);
+        *csr = dup_blob(st, 10, csr_len);
+        rc = *csr != NULL ? SCEP_OK : SCEP_E_NOMEM;
+    } else {
+        rc = r == SQLITE_DONE ? SCEP_E_NO_ENTRY : map_rc(r);
+    }
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+enum scep_err
+scep_store_complete_pending(struct scep_store *s, int64_t req_id, const struct scep_cert_row *cert)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t now = (int64_t)time(NULL);
+    enum scep_err rc;
+    int r;
+
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    /* Compare-and-set: only a request still pending becomes issued. */
+    if ((r = prep(db,
+                  "UPDATE request SET status = 'issued', serial = ?, updated_at = ?"
+                  " WHERE id = ? AND status = 'pending'",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, cert->serial, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, req_id);
+    if ((r = sqlite3_step(st)) != SQLITE_DONE) {
+        rc = map_rc(r);
+        goto out;
+    }
+    if (sqlite3_changes(db) != 1) {
+        rc = SCEP_E_CONFLICT;
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((r = prep(db,
+                  "INSERT INTO certificate(serial, ca_id, endpoint_id, request_id, subject, sans,"
+                  " sha1, sha256, not_before, not_after, der, status, txid, created_at)"
+                  " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    bind_cert(st, cert, req_id, now);
+    if ((r = sqlite3_step(st)) != SQLITE_DONE) {
+        rc = map_rc(r) == SCEP_E_CONFLICT ? SCEP_E_EXISTS : map_rc(r);
+        if (rc != SCEP_E_EXISTS)
+            log_sqlite(db, "insert certificate", r);
+    }
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
+}
+
+enum scep_err
+scep_store_reject_pending(struct scep_store *s, int64_t req_id, const char *reason)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db,
+                  "UPDATE request SET status = 'rejected', fail_info = 2, reject_reason = ?,"
+                  " updated_at = ? WHERE id = ? AND status = 'pending'",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, reason ? reason : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+    sqlite3_bind_int64(st, 3, req_id);
+    if ((r = sqlite3_step(st)) != SQLITE_DONE)
+        rc = map_rc(r);
+    else if (sqlite3_changes(db) != 1)
+        rc = SCEP_E_CONFLICT;
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
+}
+
+enum scep_err
+scep_store_each_request(struct scep_store *s, const enum scep_req_status *status,
+                        scep_request_cb cb, void *arg)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    r = prep(db,
+             status != NULL ? "SELECT " REQUEST_COLUMNS " FROM request WHERE status = ?"
+                              " ORDER BY id DESC"
+                            : "SELECT " REQUEST_COLUMNS " FROM request ORDER BY id DESC",
+             &st);
+    if (r != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    if (status != NULL)
+        sqlite3_bind_text(st, 1, status_text(*status), -1, SQLITE_STATIC);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct scep_request_row row;
+        const unsigned char *csr = sqlite3_column_blob(st, 10);
+        int csrlen = sqlite3_column_bytes(st, 10);
+        X509_REQ *req;
+
+        request_from_row(st, &row);
+        /* the subject is read from the stored CSR (already validated) */
+        if (csr != NULL && csrlen > 0 &&
+            (req = d2i_X509_REQ(NULL, &csr, csrlen)) != NULL) {
+            char *t = scep_name_to_text(X509_REQ_get_subject_name(req));
+            if (t != NULL)
+                snprintf(row.subject, sizeof(row.subject), "%s", t);
+            free(t);
+            X509_REQ_free(req);
+        }
+        if (cb(arg, &row)) {
             rc = SCEP_E_INTERNAL;
             goto out;
         }

@@ -74,6 +74,10 @@ enum scep_errcat {
     X(SCEP_E_CHALLENGE, "challenge", SCEP_CAT_BADREQUEST, "challenge password rejected")           \
     X(SCEP_E_TXID_KEY, "txid_key", SCEP_CAT_BADREQUEST,                                            \
       "this transactionID belongs to another key or request")                                      \
+    X(SCEP_E_REJECTED, "rejected", SCEP_CAT_BADREQUEST, "the request was rejected by an operator")  \
+    X(SCEP_E_UNKNOWN_TXID, "unknown_txid", SCEP_CAT_BADCERTID,                                     \
+      "no request with this transactionID for this key")                                          \
+    X(SCEP_E_NOT_PENDING, "not_pending", SCEP_CAT_LOCAL, "the request is not pending")            \
     X(SCEP_E_ENDPOINT_DISABLED, "endpoint_disabled", SCEP_CAT_HTTP404, "endpoint is disabled")     \
     X(SCEP_E_RATE_LIMITED, "rate_limited", SCEP_CAT_HTTP429,                                      \
       "too many failed authentications from this address; retry later")                         \

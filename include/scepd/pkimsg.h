@@ -82,6 +82,13 @@ enum scep_err scep_pkimsg_decrypt(const struct scep_pkimsg *m, const struct scep
                                   size_t nkeys, int allow_des, unsigned char **out, size_t *outlen,
                                   struct scep_envinfo *info) SCEP_WUR;
 
+/*
+ * The algorithms of the pkcsPKIEnvelope (content cipher, key transport)
+ * without decrypting it: for replies to messages whose content scepd does
+ * not need (CertPoll).  SCEP_E_DECRYPT when it is not a usable envelope.
+ */
+enum scep_err scep_pkimsg_envinfo(const struct scep_pkimsg *m, struct scep_envinfo *info) SCEP_WUR;
+
 /* "PKCSReq", "CertPoll", ... or "unknown". */
 const char *scep_msgtype_name(int t);
 

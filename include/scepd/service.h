@@ -40,6 +40,11 @@ struct scep_endpoint {
     int validity_days;
     int enabled;
     int getcacert_single;
+    int approval_manual;
+    int renewal_window_days;
+    int renewal_grace_days;
+    int revoke_on_renewal;
+    int getcert_chain;
     unsigned char *cacert_der; /* cached GetCACert body */
     size_t cacert_len;
     const char *cacert_type;
@@ -85,6 +90,17 @@ void scep_service_getcacert(const struct scep_service *svc, const struct scep_en
                             struct scep_result *r);
 void scep_service_pkioperation(const struct scep_service *svc, const struct scep_endpoint *ep,
                                const unsigned char *der, size_t len, struct scep_result *r);
+/*
+ * Operator decisions on a pending request: approve issues the certificate
+ * (durably; the next poll of the client gets it), reject makes every later
+ * poll a FAILURE badRequest.  SCEP_E_NO_ENTRY for an unknown id,
+ * SCEP_E_NOT_PENDING when it was already decided.
+ */
+enum scep_err scep_service_approve(const struct scep_service *svc, int64_t req_id,
+                                   char *serial_out, size_t serial_len) SCEP_WUR;
+enum scep_err scep_service_reject(const struct scep_service *svc, int64_t req_id,
+                                  const char *reason) SCEP_WUR;
+
 /* A plain-text HTTP error reply for err (no CertRep possible). */
 void scep_service_http_error(enum scep_err err, struct scep_result *r);
 

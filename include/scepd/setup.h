@@ -39,6 +39,7 @@ struct scep_init_opts {
     int get_only;         /* default endpoint does not advertise POST */
     int refuse_des;       /* default endpoint refuses single-DES requests */
     int validity_days;    /* 0: 365 */
+    int approval_manual;  /* requests wait for an operator (PENDING) */
     int getcacert_single; /* GetCACert answers the CA certificate alone (the CA key then
                              also decrypts requests and signs replies; it must be RSA) */
 };

@@ -55,6 +55,11 @@ struct scep_endpoint_row {
     int advertise_post;        /* list POSTPKIOperation and SCEPStandard (default 1) */
     int validity_days;
     int enabled;
+    int approval_manual;     /* requests wait for an operator (PENDING) */
+    int renewal_window_days; /* renewal not earlier than this before expiry; 0 = any time */
+    int renewal_grace_days;  /* an expired certificate may still renew this long */
+    int revoke_on_renewal;   /* the renewed certificate is revoked (superseded) */
+    int getcert_chain;       /* GetCert answers with the chain, not the certificate alone */
 };
 void scep_endpoint_row_clear(struct scep_endpoint_row *r);
 enum scep_err scep_store_add_endpoint(struct scep_store *s, const struct scep_endpoint_row *r,
@@ -81,6 +86,9 @@ struct scep_request_row {
     int msgtype;
     enum scep_req_status status;
     char serial[48]; /* lower-case hex, when issued */
+    int64_t created_at;
+    char subject[256]; /* for listings: the CSR subject (filled by each_request) */
+    char reason[256];  /* rejection reason */
 };
 
 /*
@@ -142,6 +150,31 @@ enum scep_err scep_store_commit_begin(struct scep_store *s, struct scep_commit *
                                       const unsigned char *csr_der, size_t csr_len,
                                       const struct scep_cert_row *cert) SCEP_WUR;
 enum scep_err scep_store_commit_wait(struct scep_store *s, struct scep_commit *job) SCEP_WUR;
+
+/*
+ * A request that waits for an operator: the request row alone, status
+ * pending, committed durably.  SCEP_E_CONFLICT when (endpoint, txid) exists.
+ */
+enum scep_err scep_store_add_pending(struct scep_store *s, const struct scep_request_row *req,
+                                     const unsigned char *csr_der, size_t csr_len,
+                                     const char *subject, int64_t *id) SCEP_WUR;
+/* Request by id; *csr (malloc'ed) receives its CSR.  SCEP_E_NO_ENTRY when unknown. */
+enum scep_err scep_store_get_request(struct scep_store *s, int64_t id,
+                                     struct scep_request_row *out, unsigned char **csr,
+                                     size_t *csr_len) SCEP_WUR;
+/*
+ * Approve: the pending request becomes issued with cert, atomically and only
+ * if it is still pending (SCEP_E_CONFLICT otherwise).  Durable on return.
+ */
+enum scep_err scep_store_complete_pending(struct scep_store *s, int64_t req_id,
+                                          const struct scep_cert_row *cert) SCEP_WUR;
+/* Reject a pending request (SCEP_E_CONFLICT when it is no longer pending). */
+enum scep_err scep_store_reject_pending(struct scep_store *s, int64_t req_id,
+                                        const char *reason) SCEP_WUR;
+typedef int (*scep_request_cb)(void *arg, const struct scep_request_row *row);
+/* Requests, newest first, optionally only with one status. */
+enum scep_err scep_store_each_request(struct scep_store *s, const enum scep_req_status *status,
+                                      scep_request_cb cb, void *arg) SCEP_WUR;
 
 typedef int (*scep_cert_cb)(void *arg, const struct scep_cert_row *row);
 /* Every certificate, oldest first.  Borrowed row values live during the call. */

@@ -223,13 +223,16 @@ test_service_msgtype_default_deny(void **state)
 
     test_req_make(&t, f, test_key(0), test_key(0), "CN=x", TEST_CHALLENGE);
     for (v = 0; v <= 255; v++) {
-        if (v == 19)
-            continue;
         snprintf(txt, sizeof(txt), "%d", v);
         t.req.msgtype_text = txt;
         t.req.nonce_len = 0;
         test_req_build(&t);
-        expect_failure(f, &t, test_key(0), 2, SCEP_E_MSGTYPE);
+        if (v == 19)
+            continue;
+        if (v == 20) /* CertPoll is implemented: an unknown transaction is badCertId */
+            expect_failure(f, &t, test_key(0), 4, SCEP_E_UNKNOWN_TXID);
+        else
+            expect_failure(f, &t, test_key(0), 2, SCEP_E_MSGTYPE);
     }
     t.req.msgtype_text = "abc";
     test_req_build(&t);
@@ -582,6 +585,134 @@ test_service_imported_ca(void **state)
     assert_int_equal(system(dir), 0);
 }
 
+/* A PKIOperation answered PENDING (no envelope, no certificate). */
+static void
+expect_pending(struct fixture *f, struct test_req *t, EVP_PKEY *key)
+{
+    struct scep_result r;
+    struct scep_client_reply rep;
+
+    test_run(f, t->der, t->der_len, &r);
+    assert_int_equal(r.err, SCEP_OK);
+    test_reply(f, &r, t, key, &rep);
+    assert_int_equal(rep.status, 3);
+    assert_null(rep.cert);
+    scep_client_reply_clear(&rep);
+    scep_result_clear(&r);
+}
+
+static int
+first_pending(void *arg, const struct scep_request_row *row)
+{
+    *(int64_t *)arg = row->id;
+    return 0;
+}
+
+static int64_t
+pending_id_or_zero(struct fixture *f)
+{
+    enum scep_req_status st = SCEP_REQ_PENDING;
+    int64_t id = 0;
+
+    assert_int_equal(scep_store_each_request(scep_service_store(f->svc), &st, first_pending, &id),
+                     SCEP_OK);
+    return id;
+}
+
+static int64_t
+pending_id(struct fixture *f)
+{
+    enum scep_req_status st = SCEP_REQ_PENDING;
+    int64_t id = 0;
+
+    assert_int_equal(scep_store_each_request(scep_service_store(f->svc), &st, first_pending, &id),
+                     SCEP_OK);
+    assert_true(id > 0);
+    return id;
+}
+
+/* Manual approval: PENDING, resend and CertPoll stay PENDING, approve -> SUCCESS. */
+static void
+test_service_pending_approve_then_poll(void **state)
+{
+    struct scep_init_opts o;
+    struct fixture *f;
+    struct test_req t, poll, other;
+    char serial[48];
+    X509 *c;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.approval_manual = 1;
+    f = fixture_new(&o);
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=waiting", TEST_CHALLENGE);
+    expect_pending(f, &t, test_key(0));
+    assert_int_equal(test_cert_count(f), 0);
+    /* micromdm's scepclient resends the byte-identical PKCSReq */
+    expect_pending(f, &t, test_key(0));
+    /* CertPoll with the same transactionID and key */
+    test_req_make(&poll, f, test_key(0), test_key(0), "CN=waiting", NULL);
+    snprintf(poll.txid, sizeof(poll.txid), "%s", t.txid);
+    poll.req.msgtype = 20;
+    test_req_build(&poll);
+    expect_pending(f, &poll, test_key(0));
+    /* a CertPoll for this transaction signed by another key: badCertId */
+    test_req_make(&other, f, test_key(1), test_key(1), "CN=waiting", NULL);
+    snprintf(other.txid, sizeof(other.txid), "%s", t.txid);
+    other.req.msgtype = 20;
+    test_req_build(&other);
+    expect_failure(f, &other, test_key(1), 4, SCEP_E_UNKNOWN_TXID);
+
+    assert_int_equal(scep_service_approve(f->svc, pending_id(f), serial, sizeof(serial)), SCEP_OK);
+    assert_int_equal(strlen(serial), 32);
+    assert_int_equal(scep_service_approve(f->svc, pending_id_or_zero(f), serial, sizeof(serial)),
+                     SCEP_E_NO_ENTRY);
+    poll.req.nonce_len = 0;
+    test_req_build(&poll);
+    c = expect_success(f, &poll, test_key(0), "waiting");
+    X509_free(c);
+    assert_int_equal(test_cert_count(f), 1);
+    /* the resent PKCSReq now gets the same certificate */
+    t.req.nonce_len = 0;
+    test_req_build(&t);
+    c = expect_success(f, &t, test_key(0), "waiting");
+    X509_free(c);
+    assert_int_equal(test_cert_count(f), 1);
+    test_req_clear(&t);
+    test_req_clear(&poll);
+    test_req_clear(&other);
+    fixture_free(f);
+}
+
+/* Rejected by the operator: every later poll is FAILURE badRequest; nothing issued. */
+static void
+test_service_pending_reject(void **state)
+{
+    struct scep_init_opts o;
+    struct fixture *f;
+    struct test_req t;
+    char serial[48];
+    int64_t id;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.approval_manual = 1;
+    f = fixture_new(&o);
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=refused", TEST_CHALLENGE);
+    expect_pending(f, &t, test_key(0));
+    id = pending_id(f);
+    assert_int_equal(scep_service_reject(f->svc, id, "not one of ours"), SCEP_OK);
+    assert_int_equal(scep_service_reject(f->svc, id, "again"), SCEP_E_NOT_PENDING);
+    assert_int_equal(scep_service_approve(f->svc, id, serial, sizeof(serial)), SCEP_E_NOT_PENDING);
+    t.req.msgtype = 20;
+    test_req_build(&t);
+    expect_failure(f, &t, test_key(0), 2, SCEP_E_REJECTED);
+    assert_int_equal(test_cert_count(f), 0);
+    assert_int_equal(scep_service_reject(f->svc, 999999, NULL), SCEP_E_NO_ENTRY);
+    test_req_clear(&t);
+    fixture_free(f);
+}
+
 int
 main(void)
 {
@@ -604,6 +735,8 @@ main(void)
         cmocka_unit_test(test_service_ec_ca),
         cmocka_unit_test(test_service_getcacert_single),
         cmocka_unit_test(test_service_imported_ca),
+        cmocka_unit_test(test_service_pending_approve_then_poll),
+        cmocka_unit_test(test_service_pending_reject),
         cmocka_unit_test_setup_teardown(test_service_getcacaps_and_getcacert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_ra_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_certrep_signature_algorithm, setup, teardown),
