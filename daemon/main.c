@@ -48,6 +48,10 @@ usage(FILE *f)
             "                       since micromdm's scepclient and the Go SCEP library use it)\n"
             "  --approval MODE      auto (default): issue at once; manual: answer PENDING\n"
             "                       until an operator runs scepctl requests approve|reject\n"
+            "  --renewal-window-days N  renewals (a request signed by a certificate this CA\n"
+            "                       issued) only in the last N days of its validity (0 = any time)\n"
+            "  --renewal-grace-days N   an expired certificate may still renew for N days (0)\n"
+            "  --revoke-on-renewal  revoke the renewed certificate as superseded\n"
             "  --getcacert FORM     chain (default): GetCACert returns RA + CA as PKCS#7;\n"
             "                       single: the CA certificate alone (RSA CA only; the CA key\n"
             "                       then decrypts requests and signs replies)\n"
@@ -100,6 +104,9 @@ enum {
     OPT_GET_ONLY,
     OPT_GETCACERT,
     OPT_APPROVAL,
+    OPT_RENEW_WINDOW,
+    OPT_RENEW_GRACE,
+    OPT_REVOKE_RENEW,
     OPT_LISTEN,
     OPT_THREADS,
     OPT_MAX_CONN,
@@ -124,6 +131,9 @@ static const struct option longopts[] = {
     {"get-only", no_argument, NULL, OPT_GET_ONLY},
     {"getcacert", required_argument, NULL, OPT_GETCACERT},
     {"approval", required_argument, NULL, OPT_APPROVAL},
+    {"renewal-window-days", required_argument, NULL, OPT_RENEW_WINDOW},
+    {"renewal-grace-days", required_argument, NULL, OPT_RENEW_GRACE},
+    {"revoke-on-renewal", no_argument, NULL, OPT_REVOKE_RENEW},
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-connections", required_argument, NULL, OPT_MAX_CONN},
@@ -193,6 +203,19 @@ parse(int argc, char **argv, int serve, struct opts *o)
             break;
         case OPT_GET_ONLY:
             o->init.get_only = 1;
+            break;
+        case OPT_RENEW_WINDOW:
+            if (number("--renewal-window-days", optarg, 0, 3650, &v) != 0)
+                return -1;
+            o->init.renewal_window_days = (int)v;
+            break;
+        case OPT_RENEW_GRACE:
+            if (number("--renewal-grace-days", optarg, 0, 3650, &v) != 0)
+                return -1;
+            o->init.renewal_grace_days = (int)v;
+            break;
+        case OPT_REVOKE_RENEW:
+            o->init.revoke_on_renewal = 1;
             break;
         case OPT_APPROVAL:
             if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "manual") != 0) {

@@ -92,7 +92,7 @@ static void
 build_caps(struct scep_endpoint *e)
 {
     /* Exact RFC 8894 §3.5.2 spelling, one per line (sscep compares with strcmp). */
-    snprintf(e->caps, sizeof(e->caps), "AES\nDES3\n%sSHA-1\nSHA-256\nSHA-512\n",
+    snprintf(e->caps, sizeof(e->caps), "AES\nDES3\n%sRenewal\nSHA-1\nSHA-256\nSHA-512\n",
              e->advertise_post ? "POSTPKIOperation\nSCEPStandard\n" : "");
     e->caps_len = strlen(e->caps);
 }
@@ -556,6 +556,88 @@ issue_for(const struct scep_endpoint *ep, X509_REQ *req, const unsigned char *tx
     return SCEP_OK;
 }
 
+/*
+ * Is the request signer a certificate this endpoint's CA issued (a
+ * renewal, RFC 8894 §2.3 case 2, whatever the messageType says: macOS,
+ * certmonger and sscep renew with PKCSReq, digest P16)?  SCEP_OK and the
+ * stored record when it is; SCEP_E_NO_ENTRY when it is not ours.
+ */
+static enum scep_err
+our_certificate(const struct scep_service *svc, const struct scep_endpoint *ep, X509 *signer,
+                struct scep_cert_info *old, char serial[48])
+{
+    unsigned char *der = NULL;
+    int n, same;
+    enum scep_err rc;
+
+    memset(old, 0, sizeof(*old));
+    serial[0] = '\0';
+    if (X509_check_issued(ep->ca_cert, signer) != X509_V_OK ||
+        X509_verify(signer, X509_get0_pubkey(ep->ca_cert)) != 1) {
+        ERR_clear_error();
+        return SCEP_E_NO_ENTRY;
+    }
+    scep_serial_hex(signer, serial, 48);
+    if ((rc = scep_store_get_cert(svc->store, serial, old)) != SCEP_OK)
+        return rc == SCEP_E_NO_ENTRY ? SCEP_E_RENEWAL_SIGNER : rc;
+    /* the very certificate we stored, byte for byte */
+    n = i2d_X509(signer, &der);
+    same = n > 0 && (size_t)n == old->der_len && memcmp(der, old->der, old->der_len) == 0;
+    OPENSSL_free(der);
+    return same ? SCEP_OK : SCEP_E_RENEWAL_SIGNER;
+}
+
+/* The DER encodings of a GENERAL_NAMES, sorted, for a set comparison. */
+static int
+same_names(const GENERAL_NAMES *a, const GENERAL_NAMES *b)
+{
+    int na = a ? sk_GENERAL_NAME_num(a) : 0, nb = b ? sk_GENERAL_NAME_num(b) : 0, i, j;
+
+    if (na != nb)
+        return 0;
+    /* every name of a is in b (both come from validated, small lists) */
+    for (i = 0; i < na; i++) {
+        for (j = 0; j < nb; j++)
+            if (GENERAL_NAME_cmp(sk_GENERAL_NAME_value(a, i), sk_GENERAL_NAME_value(b, j)) == 0)
+                break;
+        if (j == nb)
+            return 0;
+    }
+    return 1;
+}
+
+/* Renewal policy: state, validity, window, same identity (subject and SANs). */
+static enum scep_err
+check_renewal(const struct scep_endpoint *ep, const struct scep_cert_info *old, X509 *signer,
+              X509_REQ *req)
+{
+    time_t now = time(NULL);
+    STACK_OF(X509_EXTENSION) *exts;
+    GENERAL_NAMES *want = NULL, *have;
+    int ok;
+
+    if (old->revoked)
+        return SCEP_E_RENEWAL_REVOKED;
+    if (now < old->not_before ||
+        now > old->not_after + (time_t)ep->renewal_grace_days * 86400)
+        return SCEP_E_RENEWAL_EXPIRED;
+    if (ep->renewal_window_days > 0 &&
+        now < old->not_after - (time_t)ep->renewal_window_days * 86400)
+        return SCEP_E_RENEWAL_EARLY;
+    if (X509_NAME_cmp(X509_REQ_get_subject_name(req), X509_get_subject_name(signer)) != 0)
+        return SCEP_E_RENEWAL_IDENTITY;
+    exts = scep_csr_extensions(req);
+    if (exts != NULL)
+        want = X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    have = X509_get_ext_d2i(signer, NID_subject_alt_name, NULL, NULL);
+    ok = same_names(want, have);
+    GENERAL_NAMES_free(want);
+    GENERAL_NAMES_free(have);
+    ERR_clear_error();
+    return ok ? SCEP_OK : SCEP_E_RENEWAL_IDENTITY;
+}
+
 static void
 pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const struct scep_pkimsg *m,
         struct scep_result *r)
@@ -570,11 +652,21 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
     X509 *cert = NULL;
     unsigned char *cert_der = NULL, *stored = NULL;
     size_t stored_len = 0;
-    char chal[SCEP_MAX_CHALLENGE];
+    char chal[SCEP_MAX_CHALLENGE], old_serial[48];
+    struct scep_cert_info old;
     enum scep_err rc;
-    int attempt;
+    int attempt, renewal;
 
     chal[0] = '\0';
+    memset(&old, 0, sizeof(old));
+    /* Signed by a certificate we issued: a renewal, whatever the message type. */
+    rc = our_certificate(svc, ep, m->signer, &old, old_serial);
+    renewal = rc == SCEP_OK;
+    if (!renewal && (rc != SCEP_E_NO_ENTRY || m->msgtype == SCEP_MSG_RENEWALREQ)) {
+        /* a RenewalReq from anyone else, or a certificate of ours we have no record of */
+        rc = rc == SCEP_E_NO_ENTRY || rc == SCEP_E_RENEWAL_SIGNER ? SCEP_E_RENEWAL_SIGNER : rc;
+        goto fail;
+    }
     keys[nkeys].cert = ep->ra_cert;
     keys[nkeys++].pkey = ep->ra_key;
     /* Some clients envelope to the CA (digest §2.2 item 4); an RSA CA can decrypt. */
@@ -587,9 +679,14 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
         goto fail;
     /* Key policy first: no work is spent on a 16384-bit or odd key (matrix C19). */
     if ((rc = scep_csr_parse(inner, innerlen, &req)) != SCEP_OK ||
-        (rc = scep_csr_check_key(req)) != SCEP_OK ||
-        (rc = scep_csr_verify_self(req)) != SCEP_OK ||
-        (rc = scep_csr_check_pop(req, m->signer)) != SCEP_OK)
+        (rc = scep_csr_check_key(req)) != SCEP_OK || (rc = scep_csr_verify_self(req)) != SCEP_OK)
+        goto fail;
+    /*
+     * Proof of possession: an initial request is signed with the CSR's own
+     * key.  A renewal is signed with the old certificate and may carry a new
+     * key; the CSR's self-signature is then its only proof (RFC 8894 §7.6).
+     */
+    if (!renewal && (rc = scep_csr_check_pop(req, m->signer)) != SCEP_OK)
         goto fail;
     if ((rc = scep_spki_hash(X509_REQ_get_X509_PUBKEY(req), key_hash)) != SCEP_OK)
         goto fail;
@@ -605,6 +702,12 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
     if (rc != SCEP_E_NO_ENTRY)
         goto fail;
 
+    if (renewal) {
+        /* Authorization by the certificate being renewed; no challenge. */
+        if ((rc = check_renewal(ep, &old, m->signer, req)) != SCEP_OK)
+            goto fail;
+        goto authorized;
+    }
     /* Authorization: the static challenge of this endpoint. */
     rc = scep_csr_challenge(req, chal, sizeof(chal), &chlen);
     if (rc == SCEP_E_NO_ENTRY) {
@@ -620,10 +723,12 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
     if ((rc = scep_challenge_check(svc->secret, sizeof(svc->secret), chal, chlen,
                                    ep->challenge_hash)) != SCEP_OK)
         goto fail;
+authorized:
     if ((rc = scep_issue_check_names(req)) != SCEP_OK)
         goto fail;
 
-    if (ep->approval_manual) {
+    /* An operator approves new identities; a renewal keeps an approved one. */
+    if (ep->approval_manual && !renewal) {
         /* Stored durably, answered PENDING; an operator approves or rejects. */
         int64_t id = 0;
         memset(&row, 0, sizeof(row));
@@ -676,7 +781,8 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
          * Queue the rows for the group commit, build the CertRep while the
          * batch is made durable, and release the reply only after that.
          */
-        rc = scep_store_commit_begin(svc->store, &job, &row, inner, innerlen, &cr);
+        rc = scep_store_commit_begin(svc->store, &job, &row, inner, innerlen, &cr,
+                                     renewal && ep->revoke_on_renewal ? old_serial : NULL);
         if (rc == SCEP_OK) {
             reply_success(ep, m, cert, &env, r);
             rc = scep_store_commit_wait(svc->store, &job);
@@ -707,13 +813,18 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
         }
         if (rc != SCEP_OK)
             goto fail;
-        scep_log(SCEP_LOG_INFO, "issue", "issued endpoint=%s serial=%s", ep->name, serial);
+        if (renewal)
+            scep_log(SCEP_LOG_INFO, "issue", "renewed endpoint=%s serial=%s old=%s%s", ep->name,
+                     serial, old_serial, ep->revoke_on_renewal ? " superseded=yes" : "");
+        else
+            scep_log(SCEP_LOG_INFO, "issue", "issued endpoint=%s serial=%s", ep->name, serial);
         goto out;
     }
     rc = SCEP_E_STORE;
 fail:
     reply_status(ep, m, rc, SCEP_STATUS_FAILURE, r);
 out:
+    free(old.der);
     OPENSSL_cleanse(chal, sizeof(chal));
     OPENSSL_clear_free(inner, innerlen);
     OPENSSL_free(cert_der);
@@ -782,6 +893,7 @@ scep_service_pkioperation(const struct scep_service *svc, const struct scep_endp
     }
     switch (m->msgtype) {
     case SCEP_MSG_PKCSREQ:
+    case SCEP_MSG_RENEWALREQ:
         pkcsreq(svc, ep, m, r);
         break;
     case SCEP_MSG_CERTPOLL:

@@ -269,6 +269,9 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
     ep.validity_days = o->validity_days > 0 ? o->validity_days : 365;
     ep.enabled = 1;
     ep.approval_manual = o->approval_manual;
+    ep.renewal_window_days = o->renewal_window_days;
+    ep.renewal_grace_days = o->renewal_grace_days;
+    ep.revoke_on_renewal = o->revoke_on_renewal;
     if ((rc = scep_challenge_hash(secret, sizeof(secret), challenge_out, strlen(challenge_out),
                                   ep.challenge_hash)) != SCEP_OK)
         goto out;

@@ -763,6 +763,25 @@ insert_job(struct scep_store *s, struct scep_commit *j, int64_t now)
             log_sqlite(db, "insert certificate", r);
         goto undo;
     }
+    if (j->supersede != NULL) {
+        /* the renewed certificate is revoked as superseded (RFC 5280 reason 4) */
+        sqlite3_stmt *up = NULL;
+        r = prep(db,
+                 "UPDATE certificate SET status = 'revoked', revoked_at = ?,"
+                 " revocation_reason = 4 WHERE serial = ? AND status = 'valid'",
+                 &up);
+        if (r == SQLITE_OK) {
+            sqlite3_bind_int64(up, 1, now);
+            sqlite3_bind_text(up, 2, j->supersede, -1, SQLITE_STATIC);
+            r = sqlite3_step(up);
+        }
+        sqlite3_finalize(up);
+        if (r != SQLITE_DONE) {
+            log_sqlite(db, "supersede", r);
+            rc = SCEP_E_STORE;
+            goto undo;
+        }
+    }
     sqlite3_reset(s->ins_req);
     sqlite3_reset(s->ins_cert);
     if ((r = sqlite3_exec(db, "RELEASE job", NULL, NULL, NULL)) != SQLITE_OK) {
@@ -868,11 +887,12 @@ writer_start(struct scep_store *s)
 enum scep_err
 scep_store_commit_begin(struct scep_store *s, struct scep_commit *job,
                         const struct scep_request_row *req, const unsigned char *csr_der,
-                        size_t csr_len, const struct scep_cert_row *cert)
+                        size_t csr_len, const struct scep_cert_row *cert, const char *supersede)
 {
     enum scep_err rc;
 
     memset(job, 0, sizeof(*job));
+    job->supersede = supersede;
     job->req = req;
     job->csr = csr_der;
     job->csr_len = csr_len;
@@ -910,7 +930,7 @@ scep_store_commit_issuance(struct scep_store *s, const struct scep_request_row *
     struct scep_commit job;
     enum scep_err rc;
 
-    if ((rc = scep_store_commit_begin(s, &job, req, csr_der, csr_len, cert)) != SCEP_OK)
+    if ((rc = scep_store_commit_begin(s, &job, req, csr_der, csr_len, cert, NULL)) != SCEP_OK)
         return rc;
     return scep_store_commit_wait(s, &job);
 }
@@ -1223,6 +1243,44 @@ scep_store_each_request(struct scep_store *s, const enum scep_req_status *status
         }
     }
     rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+enum scep_err
+scep_store_get_cert(struct scep_store *s, const char *serial, struct scep_cert_info *out)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db,
+                  "SELECT ca_id, endpoint_id, status, not_before, not_after, der FROM certificate"
+                  " WHERE serial = ?",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+    r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        const unsigned char *status = sqlite3_column_text(st, 2);
+        out->ca_id = sqlite3_column_int64(st, 0);
+        out->endpoint_id = sqlite3_column_int64(st, 1);
+        out->revoked = status == NULL || strcmp((const char *)status, "valid") != 0;
+        out->not_before = sqlite3_column_int64(st, 3);
+        out->not_after = sqlite3_column_int64(st, 4);
+        out->der = dup_blob(st, 5, &out->der_len);
+        rc = out->der != NULL ? SCEP_OK : SCEP_E_NOMEM;
+    } else {
+        rc = r == SQLITE_DONE ? SCEP_E_NO_ENTRY : map_rc(r);
+    }
 out:
     sqlite3_finalize(st);
     release(s, db);

@@ -74,6 +74,16 @@ enum scep_errcat {
     X(SCEP_E_CHALLENGE, "challenge", SCEP_CAT_BADREQUEST, "challenge password rejected")           \
     X(SCEP_E_TXID_KEY, "txid_key", SCEP_CAT_BADREQUEST,                                            \
       "this transactionID belongs to another key or request")                                      \
+    X(SCEP_E_RENEWAL_SIGNER, "renewal_signer", SCEP_CAT_BADREQUEST,                               \
+      "a RenewalReq must be signed by a certificate this CA issued")                              \
+    X(SCEP_E_RENEWAL_REVOKED, "renewal_revoked", SCEP_CAT_BADREQUEST,                             \
+      "the certificate to renew is revoked")                                                      \
+    X(SCEP_E_RENEWAL_EXPIRED, "renewal_expired", SCEP_CAT_BADREQUEST,                             \
+      "the certificate to renew is expired (past the grace period) or not yet valid")             \
+    X(SCEP_E_RENEWAL_EARLY, "renewal_early", SCEP_CAT_BADREQUEST,                                 \
+      "too early to renew: outside this endpoint's renewal window")                               \
+    X(SCEP_E_RENEWAL_IDENTITY, "renewal_identity", SCEP_CAT_BADREQUEST,                           \
+      "a renewal must ask for the same subject and names as the certificate it renews")           \
     X(SCEP_E_REJECTED, "rejected", SCEP_CAT_BADREQUEST, "the request was rejected by an operator")  \
     X(SCEP_E_UNKNOWN_TXID, "unknown_txid", SCEP_CAT_BADCERTID,                                     \
       "no request with this transactionID for this key")                                          \

@@ -36,6 +36,9 @@ enum scep_err scep_issue_check_names(X509_REQ *req) SCEP_WUR;
  * Build and sign a certificate for req with a fresh random serial
  * (SCEP_SERIAL_BYTES from the CSPRNG, positive).  *out owned by the caller;
  * serial_hex receives the lower-case hex of the serial.
+ * The subject key is copied as encoded (no OpenSSL key encoder/decoder
+ * round trip), so X509_get0_pubkey(*out) is NULL: encode it (i2d_X509) and
+ * parse it again before using its key; everything else works as is.
  */
 enum scep_err scep_issue_cert(X509_REQ *req, const struct scep_issue_opts *o, X509 **out,
                               char serial_hex[SCEP_SERIAL_HEX]) SCEP_WUR;

@@ -137,6 +137,7 @@ enum scep_err scep_store_commit_issuance(struct scep_store *s, const struct scep
  * must not leave the process before wait returned SCEP_OK.
  */
 struct scep_commit {
+    const char *supersede; /* serial to revoke as superseded in the same commit, or NULL */
     const struct scep_request_row *req;
     const unsigned char *csr;
     size_t csr_len;
@@ -148,7 +149,20 @@ struct scep_commit {
 enum scep_err scep_store_commit_begin(struct scep_store *s, struct scep_commit *job,
                                       const struct scep_request_row *req,
                                       const unsigned char *csr_der, size_t csr_len,
-                                      const struct scep_cert_row *cert) SCEP_WUR;
+                                      const struct scep_cert_row *cert, const char *supersede)
+    SCEP_WUR;
+
+/* A certificate by serial (lower-case hex). */
+struct scep_cert_info {
+    int64_t ca_id;
+    int64_t endpoint_id;
+    int revoked;
+    int64_t not_before, not_after;
+    unsigned char *der; /* malloc'ed: the caller frees */
+    size_t der_len;
+};
+enum scep_err scep_store_get_cert(struct scep_store *s, const char *serial,
+                                  struct scep_cert_info *out) SCEP_WUR;
 enum scep_err scep_store_commit_wait(struct scep_store *s, struct scep_commit *job) SCEP_WUR;
 
 /*

@@ -18,6 +18,7 @@
 #include <openssl/err.h>
 #include <openssl/param_build.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 
 #include "scepd/log.h"
 #include "scepd/oids.h"
@@ -84,6 +85,90 @@ add_attrs(struct hu_msg *m, CMS_SignerInfo *si)
                          1);
 }
 
+/* One definite-length TLV at p: its tag, header length and body length. */
+static void
+der_tlv(const unsigned char *p, size_t len, size_t *hdr, size_t *body)
+{
+    size_t i, n;
+
+    assert_true(len >= 2);
+    if (p[1] < 0x80) {
+        *hdr = 2;
+        *body = p[1];
+    } else {
+        n = p[1] & 0x7f;
+        assert_true(n >= 1 && n <= 4 && len >= 2 + n);
+        *body = 0;
+        for (i = 0; i < n; i++)
+            *body = (*body << 8) | p[2 + i];
+        *hdr = 2 + n;
+    }
+    assert_true(*hdr + *body <= len);
+}
+
+/* A DER header (tag, minimal length) for body bytes; returns its size. */
+static size_t
+der_put(unsigned char *o, unsigned char tag, size_t body)
+{
+    size_t n = 0, i;
+
+    o[0] = tag;
+    if (body < 0x80) {
+        o[1] = (unsigned char)body;
+        return 2;
+    }
+    for (i = body; i > 0; i >>= 8)
+        n++;
+    o[1] = (unsigned char)(0x80 | n);
+    for (i = 0; i < n; i++)
+        o[2 + i] = (unsigned char)(body >> (8 * (n - 1 - i)));
+    return 2 + n;
+}
+
+/* ContentInfo{signedData} with the signerInfos SET replaced by an empty one. */
+static void
+drop_signers(const unsigned char *d, size_t len, unsigned char **out, size_t *outlen)
+{
+    size_t h, b, oid_len, h0, b0, hsd, bsd, off, last = 0, sd_body, x_body, ci_body, o = 0;
+    const unsigned char *ci, *oid, *x, *sd, *e;
+    unsigned char *r;
+
+    der_tlv(d, len, &h, &b);
+    ci = d + h;
+    der_tlv(ci, b, &h0, &b0); /* contentType OID */
+    oid = ci;
+    oid_len = h0 + b0;
+    x = ci + oid_len; /* [0] EXPLICIT */
+    der_tlv(x, b - oid_len, &h0, &b0);
+    sd = x + h0;
+    der_tlv(sd, b0, &hsd, &bsd);
+    e = sd + hsd;
+    for (off = 0; off < bsd;) { /* find the last element: signerInfos */
+        size_t eh, eb;
+        der_tlv(e + off, bsd - off, &eh, &eb);
+        last = off;
+        off += eh + eb;
+    }
+    assert_int_equal(e[last], 0x31);
+    sd_body = last + 2;
+    r = malloc(len + 16);
+    assert_non_null(r);
+    /* sizes inside out: SignedData, [0], ContentInfo */
+    x_body = der_put(r, 0x30, sd_body) + sd_body;
+    ci_body = oid_len + der_put(r, 0xa0, x_body) + x_body;
+    o += der_put(r + o, 0x30, ci_body);
+    memcpy(r + o, oid, oid_len);
+    o += oid_len;
+    o += der_put(r + o, 0xa0, x_body);
+    o += der_put(r + o, 0x30, sd_body);
+    memcpy(r + o, e, last);
+    o += last;
+    r[o++] = 0x31;
+    r[o++] = 0x00;
+    *out = r;
+    *outlen = o;
+}
+
 void
 hu_sign(struct hu_msg *m, const unsigned char *content, size_t content_len, unsigned char **out,
         size_t *outlen)
@@ -104,14 +189,10 @@ hu_sign(struct hu_msg *m, const unsigned char *content, size_t content_len, unsi
         flags |= CMS_DETACHED;
     cms = CMS_sign(NULL, NULL, NULL, NULL, flags);
     assert_non_null(cms);
-    if (m->hacks & HU_NO_SIGNERS) {
-        assert_int_equal(CMS_add1_cert(cms, m->req.signer_cert), 1);
-    } else {
-        si = CMS_add1_signer(cms, m->req.signer_cert, m->req.signer_key, md,
-                             CMS_NOSMIMECAP | (flags & CMS_NOCERTS));
-        assert_non_null(si);
-        add_attrs(m, si);
-    }
+    si = CMS_add1_signer(cms, m->req.signer_cert, m->req.signer_key, md,
+                         CMS_NOSMIMECAP | (flags & CMS_NOCERTS));
+    assert_non_null(si);
+    add_attrs(m, si);
     if (m->hacks & HU_TWO_SIGNERS) {
         si = CMS_add1_signer(cms, m->signer2, m->key2, md, CMS_NOSMIMECAP);
         assert_non_null(si);
@@ -125,6 +206,15 @@ hu_sign(struct hu_msg *m, const unsigned char *content, size_t content_len, unsi
     der = BIO_new(BIO_s_mem());
     assert_int_equal(i2d_CMS_bio(der, cms), 1);
     bio_take(der, out, outlen);
+    if (m->hacks & HU_NO_SIGNERS) {
+        /*
+         * OpenSSL will not finalise a SignedData without signers around
+         * content: sign, then empty the signerInfos SET in the DER.
+         */
+        unsigned char *d = *out;
+        drop_signers(d, *outlen, out, outlen);
+        free(d);
+    }
     BIO_free(der);
     BIO_free(in);
     CMS_ContentInfo_free(cms);
@@ -166,10 +256,11 @@ void
 hu_envelope_pwri(const unsigned char *in, size_t inlen, unsigned char **out, size_t *outlen)
 {
     CMS_ContentInfo *env = CMS_encrypt(NULL, NULL, EVP_aes_128_cbc(), CMS_BINARY | CMS_PARTIAL);
-    /* CMS keeps the pointer until the structure is freed (env_finish) */
-    static unsigned char pass[] = "hostile-password";
+    /* add0: the RecipientInfo frees pass with the structure (env_finish) */
+    unsigned char *pass = (unsigned char *)OPENSSL_strdup("hostile-password");
 
     assert_non_null(env);
+    assert_non_null(pass);
     assert_non_null(CMS_add0_recipient_password(env, -1, NID_undef, NID_undef, pass,
                                                 (ossl_ssize_t)strlen((char *)pass), NULL));
     env_finish(env, in, inlen, out, outlen);

@@ -23,12 +23,11 @@
  *    the challenge's": challenges carry no identity.
  *  - A6, A7, K5 RenewalReq cases: RenewalReq is refused by default deny
  *    (C8/C9 assert that), there is no renewal to attack.
- *  - S7 CertPoll and F11 PENDING: no manual approval, no CertPoll.
  *  - P6 key or DN already certified for another identity: scepd has no
  *    uniqueness policy to pin yet (a second txid for a known key issues).
  *  - A10 decryption-oracle endpoint: the admin API is HTTP (tests/http).
- *  - F2-F4, F6-F12, K1, K3: need a running daemon, faketime or a fault
- *    injector (F1/F5 are in test_faults.sh).
+ *  - F2-F4, F6-F10, F12, K1, K3: need a running daemon, faketime or a
+ *    fault injector (F1/F5 are in test_faults.sh; F11 is S7 below).
  */
 #include "hostile_util.h"
 
@@ -41,10 +40,12 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "scepd/issue.h"
 #include "scepd/log.h"
 #include "scepd/oids.h"
 #include "scepd/pki.h"
 #include "scepd/pkimsg.h"
+#include "scepd/store.h"
 
 #define WRONG_CHALLENGE "wrong-challenge-7f3a"
 
@@ -396,12 +397,15 @@ test_hostile_C7_signed_attributes_missing_or_malformed(void **state)
     hu_req_clear(&q);
 }
 
-/* C9: CertPoll, GetCert, GetCRL, RenewalReq, UpdateReq are not implemented: badRequest. */
+/*
+ * C9: GetCert, GetCRL, RenewalReq, UpdateReq, CertRep are not implemented:
+ * badRequest before any authorization.  (CertPoll is: see S7.)
+ */
 static void
 test_hostile_C9_unsupported_message_types(void **state)
 {
     struct fixture *f = *state;
-    static const char *types[] = {"20", "21", "22", "17", "18", "3", "019", "+19", " 19", "19 "};
+    static const char *types[] = {"21", "22", "17", "18", "3", "019", "+19", " 19", "19 "};
     struct hu_req q;
     size_t i;
 
@@ -621,7 +625,7 @@ test_hostile_C18_deep_nesting_and_huge_lengths(void **state)
     /* ContentInfo { id-signedData, [0] { ... } } with the nesting under it */
     static const unsigned char ci_head[] = {0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
                                             0xf7, 0x0d, 0x01, 0x07, 0x02, 0xa0, 0x80};
-    static const unsigned char huge[][12] = {
+    static const unsigned char huge[][16] = {
         {0x30, 0x84, 0x7f, 0xff, 0xff, 0xff, 0x02, 0x01, 0x00},
         {0x30, 0x84, 0xff, 0xff, 0xff, 0xff, 0x02, 0x01, 0x00},
         {0x30, 0x88, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00},
@@ -1444,6 +1448,196 @@ test_hostile_S6_concurrent_colliding_txid(void **state)
     assert_int_equal(test_cert_count(f), 1);
 }
 
+/* ---- S7 / F11: manual approval, CertPoll, restart while pending ---------- */
+
+/* A PENDING CertRep for q, verified; no certificate row. */
+static void
+expect_pending(struct fixture *f, struct hu_req *q)
+{
+    struct scep_result r;
+    struct scep_client_reply rep;
+    int before = test_cert_count(f);
+
+    hu_run(f, q->der, q->der_len, &r);
+    if (r.err != SCEP_OK)
+        print_error("want PENDING, got %s (HTTP %d)\n", scep_errname(r.err), r.http_status);
+    assert_int_equal(r.err, SCEP_OK);
+    assert_int_equal(r.http_status, 200);
+    assert_string_equal(r.pki_status, "PENDING");
+    assert_int_equal(scep_client_parse_reply(r.body, r.body_len, f->ra, &q->msg.req,
+                                             q->msg.req.signer_key, &rep),
+                     SCEP_OK);
+    assert_int_equal(rep.status, 3);
+    assert_int_equal(rep.fail_info, -1);
+    assert_null(rep.cert);
+    scep_client_reply_clear(&rep);
+    scep_result_clear(&r);
+    assert_int_equal(test_cert_count(f), before);
+}
+
+/*
+ * A CertPoll for txid signed by a self-signed certificate of key; the
+ * envelope holds IssuerAndSubject (RFC 8894 §3.3.3) for the CA and dn.
+ */
+static void
+certpoll_make(struct hu_req *q, struct fixture *f, EVP_PKEY *key, const char *dn,
+              const char *txid)
+{
+    X509_NAME *subj = hu_name(dn);
+    unsigned char *a = NULL, *b = NULL, *ias, *env;
+    int la = i2d_X509_NAME(X509_get_subject_name(f->ca), &a), lb = i2d_X509_NAME(subj, &b);
+    size_t n = 0, body, envlen;
+
+    assert_true(la > 0 && lb > 0);
+    body = (size_t)la + (size_t)lb;
+    ias = malloc(body + 4);
+    assert_non_null(ias);
+    ias[n++] = 0x30;
+    ias[n++] = 0x82;
+    ias[n++] = (unsigned char)(body >> 8);
+    ias[n++] = (unsigned char)body;
+    memcpy(ias + n, a, (size_t)la);
+    memcpy(ias + n + la, b, (size_t)lb);
+    n += body;
+    hu_req_simple(q, f, key, dn, NULL);
+    q->msg.req.msgtype = 20;
+    snprintf(q->txid, sizeof(q->txid), "%s", txid);
+    hu_envelope(f->ra, "AES-128-CBC", ias, n, &env, &envlen);
+    hu_req_set_env(q, env, envlen);
+    free(ias);
+    OPENSSL_free(a);
+    OPENSSL_free(b);
+    X509_NAME_free(subj);
+}
+
+static int
+pending_cb(void *arg, const struct scep_request_row *row)
+{
+    *(int64_t *)arg = row->id;
+    return 0;
+}
+
+/* The id of the only pending request. */
+static int64_t
+pending_id(struct fixture *f)
+{
+    enum scep_req_status st = SCEP_REQ_PENDING;
+    int64_t id = -1;
+
+    assert_int_equal(scep_store_each_request(scep_service_store(f->svc), &st, pending_cb, &id),
+                     SCEP_OK);
+    assert_true(id > 0);
+    return id;
+}
+
+/* Stop and start the service on the same data directory (F11). */
+static void
+restart(struct fixture *f)
+{
+    char err[512];
+
+    scep_service_free(f->svc);
+    f->svc = NULL;
+    assert_int_equal(scep_service_open(f->dir, &f->svc, err, sizeof(err)), SCEP_OK);
+    f->ep = scep_service_endpoint(f->svc, NULL, 0);
+    assert_non_null(f->ep);
+    scep_log_set_level(SCEP_LOG_DEBUG);
+}
+
+/*
+ * S7: CertPoll for an unknown transactionID and for another key's: badCertId;
+ * for a pending one: PENDING.  F11: the pending state survives a restart.
+ * Approval then gives the certificate on the next poll; a rejected request
+ * is FAILURE badRequest for every later poll and resend.
+ */
+static void
+test_hostile_S7_certpoll_and_pending(void **state)
+{
+    struct scep_init_opts o;
+    struct fixture *f;
+    struct hu_req q, p, u;
+    struct scep_result r;
+    struct scep_client_reply rep;
+    char serial[64];
+    int64_t id;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.approval_manual = 1;
+    f = fixture_new(&o);
+    scep_log_set_level(SCEP_LOG_DEBUG);
+
+    hu_req_simple(&q, f, test_key(0), "CN=s7-device", TEST_CHALLENGE);
+    expect_pending(f, &q);
+    certpoll_make(&p, f, test_key(0), "CN=s7-device", q.txid);
+    expect_pending(f, &p);
+    /* the same txid polled by another key: not its transaction */
+    certpoll_make(&u, f, test_key(1), "CN=s7-device", q.txid);
+    hu_expect_failure(f, &u, 4, SCEP_E_UNKNOWN_TXID);
+    hu_req_clear(&u);
+    /* a txid nobody used */
+    certpoll_make(&u, f, test_key(0), "CN=s7-device", "never-seen-txid");
+    hu_expect_failure(f, &u, 4, SCEP_E_UNKNOWN_TXID);
+    hu_req_clear(&u);
+    /* a poll whose content is not an EnvelopedData */
+    certpoll_make(&u, f, test_key(0), "CN=s7-device", q.txid);
+    hu_req_set_env(&u, dup_exact(u.csr, u.csr_len), u.csr_len);
+    hu_expect_failure(f, &u, 1, SCEP_E_DECRYPT);
+    hu_req_clear(&u);
+    /* another key resending a PKCSReq under the pending txid */
+    hu_req_simple(&u, f, test_key(1), "CN=s7-device", TEST_CHALLENGE);
+    snprintf(u.txid, sizeof(u.txid), "%s", q.txid);
+    hu_req_build(&u);
+    hu_expect_failure(f, &u, 2, SCEP_E_TXID_KEY);
+    hu_req_clear(&u);
+
+    restart(f); /* F11 */
+    p.msg.req.nonce_len = 0;
+    hu_req_build(&p);
+    expect_pending(f, &p);
+    expect_pending(f, &q); /* the byte-identical resend is a poll too */
+    assert_int_equal(test_cert_count(f), 0);
+
+    id = pending_id(f);
+    assert_int_equal(scep_service_approve(f->svc, id, serial, sizeof(serial)), SCEP_OK);
+    assert_int_equal(scep_service_approve(f->svc, id, serial, sizeof(serial)),
+                     SCEP_E_NOT_PENDING);
+    assert_int_equal(test_cert_count(f), 1);
+    p.msg.req.nonce_len = 0;
+    hu_req_build(&p);
+    {
+        X509 *c = hu_expect_success(f, &p, test_key(0));
+        char hex[64];
+        scep_serial_hex(c, hex, sizeof(hex));
+        assert_string_equal(hex, serial);
+        X509_free(c);
+    }
+    hu_req_clear(&p);
+
+    /* a second device, rejected by the operator */
+    hu_req_simple(&u, f, test_key(2), "CN=s7-other", TEST_CHALLENGE);
+    expect_pending(f, &u);
+    id = pending_id(f);
+    assert_int_equal(scep_service_reject(f->svc, id, "not ours"), SCEP_OK);
+    assert_int_equal(scep_service_approve(f->svc, id, serial, sizeof(serial)),
+                     SCEP_E_NOT_PENDING);
+    certpoll_make(&p, f, test_key(2), "CN=s7-other", u.txid);
+    hu_expect_failure(f, &p, 2, SCEP_E_REJECTED);
+    hu_expect_failure(f, &u, 2, SCEP_E_REJECTED);
+    assert_int_equal(test_cert_count(f), 1);
+
+    /* a poll with a PKCSReq's nonce must not be answered with another's state */
+    hu_run(f, p.der, p.der_len, &r);
+    assert_int_equal(scep_client_parse_reply(r.body, r.body_len, f->ra, &q.msg.req, NULL, &rep),
+                     SCEP_E_ATTR);
+    scep_client_reply_clear(&rep);
+    scep_result_clear(&r);
+    hu_req_clear(&p);
+    hu_req_clear(&u);
+    hu_req_clear(&q);
+    fixture_free(f);
+}
+
 /* ---- the whole run ------------------------------------------------------- */
 
 /*
@@ -1510,6 +1704,7 @@ main(void)
         T(test_hostile_S4_concurrent_identical_submissions),
         T(test_hostile_S5_concurrent_distinct_requests),
         T(test_hostile_S6_concurrent_colliding_txid),
+        cmocka_unit_test(test_hostile_S7_certpoll_and_pending),
         cmocka_unit_test(test_hostile_zz_suite_audit),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -31,7 +31,8 @@ expect() {
 expect caps-text-plain 200 text/plain "$BASE/scep?operation=GetCACaps"
 if grep -qx POSTPKIOperation "$WORK/body" && grep -qx SCEPStandard "$WORK/body" &&
     grep -qx AES "$WORK/body" && grep -qx DES3 "$WORK/body" && grep -qx SHA-256 "$WORK/body" &&
-    grep -qx SHA-1 "$WORK/body" && grep -qx SHA-512 "$WORK/body" && ! grep -q Renewal "$WORK/body"; then
+    grep -qx SHA-1 "$WORK/body" && grep -qx SHA-512 "$WORK/body" && grep -qx Renewal "$WORK/body" &&
+    ! grep -q GetNextCACert "$WORK/body"; then
     pass caps-keywords
 else fail caps-keywords "$(tr '\n' ' ' <"$WORK/body")"; fi
 expect cacert-ra-cert 200 application/x-x509-ca-ra-cert "$BASE/scep?operation=GetCACert"

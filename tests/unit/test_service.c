@@ -231,6 +231,8 @@ test_service_msgtype_default_deny(void **state)
             continue;
         if (v == 20) /* CertPoll is implemented: an unknown transaction is badCertId */
             expect_failure(f, &t, test_key(0), 4, SCEP_E_UNKNOWN_TXID);
+        else if (v == 17) /* RenewalReq is implemented: a self-signed signer is refused */
+            expect_failure(f, &t, test_key(0), 2, SCEP_E_RENEWAL_SIGNER);
         else
             expect_failure(f, &t, test_key(0), 2, SCEP_E_MSGTYPE);
     }
@@ -409,9 +411,9 @@ test_service_getcacaps_and_getcacert(void **state)
     scep_service_getcacaps(f->svc, f->ep, &r);
     assert_string_equal(r.content_type, "text/plain");
     assert_int_equal(
-        r.body_len, strlen("AES\nDES3\nPOSTPKIOperation\nSCEPStandard\nSHA-1\nSHA-256\nSHA-512\n"));
+        r.body_len, strlen("AES\nDES3\nPOSTPKIOperation\nSCEPStandard\nRenewal\nSHA-1\nSHA-256\nSHA-512\n"));
     assert_memory_equal(
-        r.body, "AES\nDES3\nPOSTPKIOperation\nSCEPStandard\nSHA-1\nSHA-256\nSHA-512\n", r.body_len);
+        r.body, "AES\nDES3\nPOSTPKIOperation\nSCEPStandard\nRenewal\nSHA-1\nSHA-256\nSHA-512\n", r.body_len);
     scep_result_clear(&r);
     scep_service_getcacert(f->svc, f->ep, &r);
     assert_string_equal(r.content_type, "application/x-x509-ca-ra-cert");
@@ -713,6 +715,188 @@ test_service_pending_reject(void **state)
     fixture_free(f);
 }
 
+/*
+ * A renewal request: CSR for new_key (dn), signed with the old certificate
+ * and its key, messageType msgtype (17 RenewalReq or 19 PKCSReq).
+ */
+static void
+renewal_req(struct test_req *t, struct fixture *f, X509 *old, EVP_PKEY *old_key, EVP_PKEY *new_key,
+            const char *dn, int msgtype, const char *txid)
+{
+    X509_REQ *csr = NULL;
+    unsigned char *der = NULL;
+    int n;
+
+    memset(t, 0, sizeof(*t));
+    assert_int_equal(scep_client_make_csr(new_key, dn, NULL, NULL, &csr), SCEP_OK);
+    n = i2d_X509_REQ(csr, &der);
+    t->csr = malloc((size_t)n);
+    memcpy(t->csr, der, (size_t)n);
+    t->csr_len = (size_t)n;
+    OPENSSL_free(der);
+    X509_REQ_free(csr);
+    X509_up_ref(old);
+    t->signer = old;
+    snprintf(t->txid, sizeof(t->txid), "%s", txid);
+    t->req.msgtype = msgtype;
+    t->req.txid = t->txid;
+    t->req.signer_cert = old;
+    t->req.signer_key = old_key;
+    t->req.inner = t->csr;
+    t->req.inner_len = t->csr_len;
+    t->req.recipient = f->ra;
+    test_req_build(t);
+}
+
+/* The reply to a renewal is encrypted to the old certificate: decrypt with the old key. */
+static X509 *
+expect_renewed(struct fixture *f, struct test_req *t, EVP_PKEY *new_key, const char *cn)
+{
+    struct scep_result r;
+    struct scep_client_reply rep;
+    char buf[128];
+    X509 *c;
+
+    test_run(f, t->der, t->der_len, &r);
+    assert_int_equal(r.err, SCEP_OK);
+    assert_int_equal(scep_client_parse_reply(r.body, r.body_len, f->ra, &t->req, new_key, &rep),
+                     SCEP_OK);
+    assert_int_equal(rep.status, 0);
+    assert_non_null(rep.cert);
+    X509_NAME_get_text_by_NID(X509_get_subject_name(rep.cert), NID_commonName, buf, sizeof(buf));
+    assert_string_equal(buf, cn);
+    assert_int_equal(X509_check_issued(f->ca, rep.cert), X509_V_OK);
+    c = rep.cert;
+    rep.cert = NULL;
+    scep_client_reply_clear(&rep);
+    scep_result_clear(&r);
+    return c;
+}
+
+static void
+test_service_renewal(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t, u;
+    X509 *a, *b, *c;
+
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=laptop-7,O=Example", TEST_CHALLENGE);
+    a = expect_success(f, &t, test_key(0), "laptop-7");
+    /* RenewalReq with a new key, signed by the old certificate, no challenge */
+    renewal_req(&u, f, a, test_key(0), test_key(1), "CN=laptop-7,O=Example", 17, "renew-1");
+    b = expect_renewed(f, &u, test_key(1), "laptop-7");
+    assert_int_not_equal(ASN1_INTEGER_cmp(X509_get0_serialNumber(a), X509_get0_serialNumber(b)),
+                         0);
+    test_req_clear(&u);
+    /* the same as PKCSReq (macOS, certmonger), key reused */
+    renewal_req(&u, f, b, test_key(1), test_key(1), "CN=laptop-7,O=Example", 19, "renew-2");
+    c = expect_renewed(f, &u, test_key(1), "laptop-7");
+    test_req_clear(&u);
+    /* another identity is refused */
+    renewal_req(&u, f, c, test_key(1), test_key(2), "CN=server-1,O=Example", 17, "renew-3");
+    expect_failure(f, &u, test_key(1), 2, SCEP_E_RENEWAL_IDENTITY);
+    test_req_clear(&u);
+    assert_int_equal(test_cert_count(f), 3);
+    X509_free(a);
+    X509_free(b);
+    X509_free(c);
+    test_req_clear(&t);
+}
+
+static void
+test_service_renewal_superseded_then_refused(void **state)
+{
+    struct scep_init_opts o;
+    struct fixture *f;
+    struct test_req t, u;
+    X509 *a, *b;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.revoke_on_renewal = 1;
+    f = fixture_new(&o);
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=phone", TEST_CHALLENGE);
+    a = expect_success(f, &t, test_key(0), "phone");
+    renewal_req(&u, f, a, test_key(0), test_key(1), "CN=phone", 17, "sup-1");
+    b = expect_renewed(f, &u, test_key(1), "phone");
+    test_req_clear(&u);
+    /* the old certificate is revoked now: it cannot renew again */
+    renewal_req(&u, f, a, test_key(0), test_key(2), "CN=phone", 17, "sup-2");
+    expect_failure(f, &u, test_key(0), 2, SCEP_E_RENEWAL_REVOKED);
+    test_req_clear(&u);
+    X509_free(a);
+    X509_free(b);
+    test_req_clear(&t);
+    fixture_free(f);
+}
+
+static void
+test_service_renewal_window(void **state)
+{
+    struct scep_init_opts o;
+    struct fixture *f;
+    struct test_req t, u;
+    X509 *a;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.renewal_window_days = 30; /* a 365-day certificate is 335 days early */
+    f = fixture_new(&o);
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=early", TEST_CHALLENGE);
+    a = expect_success(f, &t, test_key(0), "early");
+    renewal_req(&u, f, a, test_key(0), test_key(1), "CN=early", 17, "early-1");
+    expect_failure(f, &u, test_key(0), 2, SCEP_E_RENEWAL_EARLY);
+    test_req_clear(&u);
+    X509_free(a);
+    test_req_clear(&t);
+    fixture_free(f);
+}
+
+/* A certificate from another CA (micromdm/scep #117) cannot renew. */
+static void
+test_service_renewal_foreign_signer(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req u;
+    X509_NAME *n = NULL;
+    X509 *foreign_ca = NULL, *foreign = NULL;
+    X509_REQ *csr = NULL;
+    struct scep_issue_opts io;
+    char serial[SCEP_SERIAL_HEX];
+
+    assert_int_equal(scep_pki_parse_dn("CN=Other CA", &n), SCEP_OK);
+    assert_int_equal(scep_pki_make_root(test_key(3), n, 30, &foreign_ca), SCEP_OK);
+    assert_int_equal(scep_client_make_csr(test_key(0), "CN=intruder", NULL, NULL, &csr), SCEP_OK);
+    memset(&io, 0, sizeof(io));
+    io.ca_cert = foreign_ca;
+    io.ca_key = test_key(3);
+    io.validity_days = 30;
+    assert_int_equal(scep_issue_cert(csr, &io, &foreign, serial), SCEP_OK);
+    {
+        /* the issued object has no decoded key (issue.h): use it as a client would, parsed */
+        unsigned char *der = NULL;
+        const unsigned char *p;
+        int len = i2d_X509(foreign, &der);
+        X509_free(foreign);
+        p = der;
+        foreign = d2i_X509(NULL, &p, len);
+        OPENSSL_free(der);
+        assert_non_null(X509_get0_pubkey(foreign));
+    }
+    renewal_req(&u, f, foreign, test_key(0), test_key(1), "CN=intruder", 17, "foreign-1");
+    expect_failure(f, &u, test_key(0), 2, SCEP_E_RENEWAL_SIGNER);
+    test_req_clear(&u);
+    /* as PKCSReq it is an initial request: its key is not the CSR's */
+    renewal_req(&u, f, foreign, test_key(0), test_key(1), "CN=intruder", 19, "foreign-2");
+    expect_failure(f, &u, test_key(0), 2, SCEP_E_POP);
+    test_req_clear(&u);
+    assert_int_equal(test_cert_count(f), 0);
+    X509_free(foreign);
+    X509_free(foreign_ca);
+    X509_REQ_free(csr);
+    X509_NAME_free(n);
+}
+
 int
 main(void)
 {
@@ -737,6 +921,10 @@ main(void)
         cmocka_unit_test(test_service_imported_ca),
         cmocka_unit_test(test_service_pending_approve_then_poll),
         cmocka_unit_test(test_service_pending_reject),
+        cmocka_unit_test_setup_teardown(test_service_renewal, setup, teardown),
+        cmocka_unit_test(test_service_renewal_superseded_then_refused),
+        cmocka_unit_test(test_service_renewal_window),
+        cmocka_unit_test_setup_teardown(test_service_renewal_foreign_signer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_getcacaps_and_getcacert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_ra_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_certrep_signature_algorithm, setup, teardown),
