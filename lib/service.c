@@ -695,6 +695,25 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
     /* A transaction we already know: answer from the store, change nothing. */
     rc = scep_store_find_request(svc->store, ep->id, m->txid, m->txid_len, &row, &stored,
                                  &stored_len);
+    if (rc == SCEP_OK && renewal && row.status == SCEP_REQ_ISSUED &&
+        CRYPTO_memcmp(row.csr_hash, csr_hash, 32) != 0) {
+        /*
+         * A renewal reusing the transactionID of the enrollment it renews
+         * (certmonger and sscep derive it from the key): allowed when the
+         * old transaction belongs to the key that signed this renewal.
+         */
+        unsigned char signer_hash[32];
+        if ((rc = scep_spki_hash(X509_get_X509_PUBKEY(m->signer), signer_hash)) != SCEP_OK)
+            goto fail;
+        if (CRYPTO_memcmp(row.key_hash, signer_hash, 32) != 0) {
+            rc = SCEP_E_TXID_KEY;
+            goto fail;
+        }
+        if ((rc = scep_store_archive_request(svc->store, row.id)) != SCEP_OK &&
+            rc != SCEP_E_CONFLICT)
+            goto fail;
+        rc = SCEP_E_NO_ENTRY;
+    }
     if (rc == SCEP_OK) {
         replay(ep, m, &row, stored, stored_len, key_hash, csr_hash, &env, r);
         goto out;

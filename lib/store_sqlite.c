@@ -1286,3 +1286,31 @@ out:
     release(s, db);
     return rc;
 }
+
+enum scep_err
+scep_store_archive_request(struct scep_store *s, int64_t req_id)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db,
+                  "UPDATE request SET txid = CAST(printf('~%d~', id) AS BLOB) || txid,"
+                  " updated_at = ? WHERE id = ? AND status IN ('issued','rejected','failed')",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, (int64_t)time(NULL));
+    sqlite3_bind_int64(st, 2, req_id);
+    if ((r = sqlite3_step(st)) != SQLITE_DONE)
+        rc = map_rc(r);
+    else if (sqlite3_changes(db) != 1)
+        rc = SCEP_E_CONFLICT;
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
+}

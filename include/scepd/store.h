@@ -182,6 +182,13 @@ enum scep_err scep_store_get_request(struct scep_store *s, int64_t id,
  */
 enum scep_err scep_store_complete_pending(struct scep_store *s, int64_t req_id,
                                           const struct scep_cert_row *cert) SCEP_WUR;
+/*
+ * Free the transactionID of a finished request for a new transaction (a
+ * renewal that reuses it, as clients deriving the ID from the key do): the
+ * old row keeps everything, its txid gets the prefix "~ID~".
+ */
+enum scep_err scep_store_archive_request(struct scep_store *s, int64_t req_id) SCEP_WUR;
+
 /* Reject a pending request (SCEP_E_CONFLICT when it is no longer pending). */
 enum scep_err scep_store_reject_pending(struct scep_store *s, int64_t req_id,
                                         const char *reason) SCEP_WUR;

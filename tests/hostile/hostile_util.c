@@ -63,7 +63,8 @@ add_attrs(struct hu_msg *m, CMS_SignerInfo *si)
     const char *mtext;
 
     if (!(m->hacks & HU_NO_TXID)) {
-        assert_int_equal(CMS_signed_add1_attr_by_NID(si, n->transaction_id, txtype, txid, txlen), 1);
+        assert_int_equal(CMS_signed_add1_attr_by_NID(si, n->transaction_id, txtype, txid, txlen),
+                         1);
         if (m->hacks & HU_TXID_TWICE)
             assert_int_equal(
                 CMS_signed_add1_attr_by_NID(si, n->transaction_id, txtype, txid, txlen), 1);
@@ -80,8 +81,7 @@ add_attrs(struct hu_msg *m, CMS_SignerInfo *si)
                          1);
     if (m->signing_time != NULL)
         assert_int_equal(CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime,
-                                                     m->signing_time->type,
-                                                     m->signing_time, -1),
+                                                     m->signing_time->type, m->signing_time, -1),
                          1);
 }
 
@@ -315,13 +315,21 @@ hu_csr(EVP_PKEY *pub, EVP_PKEY *sign_key, const X509_NAME *name, const char *cha
     assert_int_equal(X509_REQ_set_version(req, X509_REQ_VERSION_1), 1);
     assert_int_equal(X509_REQ_set_subject_name(req, name ? name : empty), 1);
     assert_int_equal(X509_REQ_set_pubkey(req, pub), 1);
+    /* an empty challenge is below the PKCS#9 minimum: set it raw */
     if (challenge != NULL)
-        assert_int_equal(X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, MBSTRING_ASC,
-                                                   (const unsigned char *)challenge, -1),
-                         1);
+        assert_int_equal(
+            X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword,
+                                      challenge[0] ? MBSTRING_ASC : V_ASN1_PRINTABLESTRING,
+                                      (const unsigned char *)challenge, (int)strlen(challenge)),
+            1);
     if (exts != NULL)
         assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
-    assert_true(X509_REQ_sign(req, sign_key ? sign_key : pub, EVP_sha256()) > 0);
+    {
+        EVP_PKEY *sk = sign_key ? sign_key : pub;
+        /* EdDSA takes no separate digest */
+        const EVP_MD *md = EVP_PKEY_get_base_id(sk) == EVP_PKEY_ED25519 ? NULL : EVP_sha256();
+        assert_true(X509_REQ_sign(req, sk, md) > 0);
+    }
     n = i2d_X509_REQ(req, &der);
     assert_true(n > 0);
     *out = malloc((size_t)n);
@@ -363,12 +371,11 @@ hu_key_ec(const char *curve, int explicit_params)
 
     assert_non_null(ctx);
     assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
-    p[i++] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)(uintptr_t)curve,
-                                              0);
+    p[i++] =
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)(uintptr_t)curve, 0);
     if (explicit_params)
-        p[i++] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING,
-                                                  (char *)(uintptr_t)OSSL_PKEY_EC_ENCODING_EXPLICIT,
-                                                  0);
+        p[i++] = OSSL_PARAM_construct_utf8_string(
+            OSSL_PKEY_PARAM_EC_ENCODING, (char *)(uintptr_t)OSSL_PKEY_EC_ENCODING_EXPLICIT, 0);
     p[i] = OSSL_PARAM_construct_end();
     assert_int_equal(EVP_PKEY_CTX_set_params(ctx, p), 1);
     assert_int_equal(EVP_PKEY_generate(ctx, &k), 1);
@@ -627,8 +634,11 @@ time_le(const ASN1_TIME *a, const ASN1_TIME *b)
 void
 hu_lint_issued(struct fixture *f, X509 *cert)
 {
-    static const int allowed[] = {NID_basic_constraints, NID_key_usage, NID_ext_key_usage,
-                                  NID_subject_key_identifier, NID_authority_key_identifier,
+    static const int allowed[] = {NID_basic_constraints,
+                                  NID_key_usage,
+                                  NID_ext_key_usage,
+                                  NID_subject_key_identifier,
+                                  NID_authority_key_identifier,
                                   NID_subject_alt_name};
     EVP_PKEY *pub = X509_get0_pubkey(cert);
     X509_STORE *store = X509_STORE_new();
@@ -700,9 +710,8 @@ hu_expect_success(struct fixture *f, struct hu_req *q, EVP_PKEY *cert_key)
     assert_int_equal(r.err, SCEP_OK);
     assert_int_equal(r.http_status, 200);
     assert_string_equal(r.pki_status, "SUCCESS");
-    assert_int_equal(scep_client_parse_reply(r.body, r.body_len, f->ra, &q->msg.req, cert_key,
-                                             &rep),
-                     SCEP_OK);
+    assert_int_equal(
+        scep_client_parse_reply(r.body, r.body_len, f->ra, &q->msg.req, cert_key, &rep), SCEP_OK);
     assert_int_equal(rep.status, 0);
     assert_non_null(rep.cert);
     assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(rep.cert), cert_key), 1);
@@ -727,4 +736,56 @@ hu_file_contains(const char *path, const void *needle, size_t nlen)
     found = memmem(d, len, needle, nlen) != NULL;
     free(d);
     return found;
+}
+
+void
+hu_csr_patch(unsigned char *csr, size_t len, const void *from, const void *to, size_t n,
+             EVP_PKEY *key)
+{
+    size_t h, b, ch, cb, ah, ab, bh, bb, siglen = 0;
+    unsigned char *cri, *alg, *bits, *p, *sig;
+    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+
+    assert_non_null(mctx);
+    der_tlv(csr, len, &h, &b);
+    cri = csr + h;
+    der_tlv(cri, b, &ch, &cb);
+    p = memmem(cri, ch + cb, from, n);
+    assert_non_null(p);
+    memcpy(p, to, n);
+    alg = cri + ch + cb;
+    der_tlv(alg, b - ch - cb, &ah, &ab);
+    bits = alg + ah + ab;
+    der_tlv(bits, b - ch - cb - ah - ab, &bh, &bb);
+    assert_int_equal(bits[0], 0x03);
+    assert_int_equal(bits[bh], 0x00); /* no unused bits */
+    assert_int_equal(EVP_DigestSignInit(mctx, NULL, EVP_sha256(), NULL, key), 1);
+    assert_int_equal(EVP_DigestSign(mctx, NULL, &siglen, cri, ch + cb), 1);
+    sig = malloc(siglen);
+    assert_non_null(sig);
+    assert_int_equal(EVP_DigestSign(mctx, sig, &siglen, cri, ch + cb), 1);
+    assert_int_equal(siglen, bb - 1); /* RSA: the same size as before */
+    memcpy(bits + bh + 1, sig, siglen);
+    free(sig);
+    EVP_MD_CTX_free(mctx);
+}
+
+X509_EXTENSION *
+hu_ext_san_uri(const char *uri)
+{
+    GENERAL_NAMES *gns = GENERAL_NAMES_new();
+    GENERAL_NAME *g = GENERAL_NAME_new();
+    ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+    X509_EXTENSION *e;
+
+    assert_non_null(gns);
+    assert_non_null(g);
+    assert_non_null(s);
+    assert_int_equal(ASN1_STRING_set(s, uri, (int)strlen(uri)), 1);
+    GENERAL_NAME_set0_value(g, GEN_URI, s);
+    assert_true(sk_GENERAL_NAME_push(gns, g) > 0);
+    e = X509V3_EXT_i2d(NID_subject_alt_name, 0, gns);
+    assert_non_null(e);
+    GENERAL_NAMES_free(gns);
+    return e;
 }

@@ -37,10 +37,10 @@ struct hu_msg {
     unsigned hacks;
     X509 *signer2; /* HU_TWO_SIGNERS; borrowed */
     EVP_PKEY *key2;
-    X509 *extra_cert;            /* added to certificates as well; borrowed */
+    X509 *extra_cert;              /* added to certificates as well; borrowed */
     const unsigned char *txid_raw; /* transactionID bytes instead of req.txid */
     size_t txid_raw_len;
-    int txid_type;            /* ASN.1 type of the transactionID; 0: PrintableString */
+    int txid_type;                 /* ASN.1 type of the transactionID; 0: PrintableString */
     const ASN1_TIME *signing_time; /* a signingTime attribute of our choice */
 };
 
@@ -66,6 +66,13 @@ X509 *hu_selfsigned(EVP_PKEY *key);
  */
 void hu_csr(EVP_PKEY *pub, EVP_PKEY *sign_key, const X509_NAME *name, const char *challenge,
             STACK_OF(X509_EXTENSION) * exts, unsigned char **out, size_t *outlen);
+/*
+ * Replace the n bytes from (inside the CertificationRequestInfo) with to
+ * and re-sign with key (RSA, SHA-256): for contents OpenSSL refuses to
+ * encode, like invalid UTF-8 in a UTF8String.
+ */
+void hu_csr_patch(unsigned char *csr, size_t len, const void *from, const void *to, size_t n,
+                  EVP_PKEY *key);
 /* X509_NAME from "CN=a,O=b"; owned. */
 X509_NAME *hu_name(const char *dn);
 
@@ -77,6 +84,8 @@ EVP_PKEY *hu_fake_rsa_pub(unsigned bits, unsigned long e);
 
 /* An extension from OpenSSL config text ("critical,CA:TRUE"), or raw DER value by OID. */
 X509_EXTENSION *hu_ext_conf(int nid, const char *value);
+/* subjectAltName with one URI, any characters (config text cannot hold a comma). */
+X509_EXTENSION *hu_ext_san_uri(const char *uri);
 X509_EXTENSION *hu_ext_raw(const char *oid, int critical, const unsigned char *der, size_t len);
 
 /*
@@ -108,9 +117,9 @@ void hu_req_clear(struct hu_req *q);
 
 /* Suite-wide bookkeeping. */
 struct hu_stats {
-    unsigned long requests;   /* PKIOperations run */
-    unsigned long negatives;  /* negative expectations checked */
-    long neg_issued;          /* certificate rows written by negative cases: must stay 0 */
+    unsigned long requests;  /* PKIOperations run */
+    unsigned long negatives; /* negative expectations checked */
+    long neg_issued;         /* certificate rows written by negative cases: must stay 0 */
 };
 extern struct hu_stats hu_stats;
 

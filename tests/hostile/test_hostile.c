@@ -268,8 +268,7 @@ test_hostile_C5_signer_cert_missing(void **state)
 
 /* Flip one byte of d inside the first occurrence of needle (offset off into it). */
 static void
-flip_in(unsigned char *d, size_t len, const void *needle, size_t nlen, size_t off,
-        unsigned char to)
+flip_in(unsigned char *d, size_t len, const void *needle, size_t nlen, size_t off, unsigned char to)
 {
     unsigned char *p = memmem(d, len, needle, nlen);
 
@@ -398,14 +397,15 @@ test_hostile_C7_signed_attributes_missing_or_malformed(void **state)
 }
 
 /*
- * C9: GetCert, GetCRL, RenewalReq, UpdateReq, CertRep are not implemented:
- * badRequest before any authorization.  (CertPoll is: see S7.)
+ * C9: GetCert, GetCRL, UpdateReq, CertRep are not implemented: badRequest
+ * before any authorization.  (CertPoll is: see S7; RenewalReq is being
+ * added.)
  */
 static void
 test_hostile_C9_unsupported_message_types(void **state)
 {
     struct fixture *f = *state;
-    static const char *types[] = {"21", "22", "17", "18", "3", "019", "+19", " 19", "19 "};
+    static const char *types[] = {"21", "22", "18", "3", "019", "+19", " 19", "19 "};
     struct hu_req q;
     size_t i;
 
@@ -491,6 +491,29 @@ test_hostile_C10_inner_not_key_transport_envelope(void **state)
     hu_req_clear(&q);
 }
 
+/* An EnvelopedData with cipher c to recipient, or 0 when OpenSSL's CMS cannot make one. */
+static int
+try_envelope(X509 *recipient, const EVP_CIPHER *c, const unsigned char *in, size_t inlen,
+             unsigned char **out, size_t *outlen)
+{
+    CMS_ContentInfo *env = CMS_encrypt(NULL, NULL, c, CMS_BINARY | CMS_PARTIAL);
+    BIO *b = BIO_new_mem_buf(in, (int)inlen), *der = BIO_new(BIO_s_mem());
+    BUF_MEM *bm;
+    int ok = env != NULL && CMS_add1_recipient_cert(env, recipient, 0) != NULL &&
+             CMS_final(env, b, NULL, CMS_BINARY) == 1 && i2d_CMS_bio(der, env) == 1;
+
+    if (ok) {
+        BIO_get_mem_ptr(der, &bm);
+        *out = dup_exact((unsigned char *)bm->data, bm->length);
+        *outlen = bm->length;
+    }
+    BIO_free(der);
+    BIO_free(b);
+    CMS_ContentInfo_free(env);
+    ERR_clear_error();
+    return ok;
+}
+
 /* C13: a content cipher outside the allow-list (AES-CBC, 3DES, DES if allowed). */
 static void
 test_hostile_C13_content_cipher_refused(void **state)
@@ -510,13 +533,17 @@ test_hostile_C13_content_cipher_refused(void **state)
         ERR_clear_error();
         if (c == NULL)
             continue; /* legacy ciphers exist only with the legacy provider loaded */
+        if (!try_envelope(f->ra, c, q.csr, q.csr_len, &env, &envlen)) {
+            EVP_CIPHER_free(c);
+            continue; /* CMS cannot carry this mode (no ASN.1 parameters) */
+        }
         EVP_CIPHER_free(c);
-        hu_envelope(f->ra, refused[i], q.csr, q.csr_len, &env, &envlen);
         hu_req_set_env(&q, env, envlen);
         hu_expect_failure(f, &q, 0, SCEP_E_CIPHER_REFUSED);
+        print_message("C13: %s refused\n", refused[i]);
         ran++;
     }
-    assert_true(ran >= 4); /* CAMELLIA, ARIA, OFB, CTR are in the default provider */
+    assert_true(ran >= 2); /* CAMELLIA and ARIA are in the default provider */
     hu_req_clear(&q);
 }
 
@@ -531,8 +558,8 @@ signer_digest_nid(const unsigned char *der, size_t len)
 
     assert_non_null(c);
     assert_int_equal(sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(c)), 1);
-    CMS_SignerInfo_get0_algs(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(c), 0), NULL, NULL,
-                             &dig, NULL);
+    CMS_SignerInfo_get0_algs(sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(c), 0), NULL, NULL, &dig,
+                             NULL);
     assert_non_null(dig);
     nid = OBJ_obj2nid(dig->algorithm);
     CMS_ContentInfo_free(c);
@@ -777,8 +804,23 @@ test_hostile_C19_expensive_or_unsafe_keys(void **state)
     hu_expect_failure(f, &q, 2, SCEP_E_KEY_POLICY);
     hu_req_clear(&q);
     EVP_PKEY_free(k);
+    X509_NAME_free(name);
+    assert_int_equal(test_cert_count(f), 0);
+}
 
-    /* P-256 with explicit curve parameters (CVE-2022-0778 class): named curves only */
+/*
+ * C19/P5: P-256 with explicit curve parameters (CVE-2022-0778 class): named
+ * curves only.  The parameters are those of P-256, which OpenSSL 3 maps back
+ * to the curve name; the SubjectPublicKeyInfo still carries them.
+ */
+static void
+test_hostile_C19_ec_explicit_parameters(void **state)
+{
+    struct fixture *f = *state;
+    X509_NAME *name = hu_name("CN=c19-ec");
+    struct hu_req q;
+    EVP_PKEY *k;
+
     k = hu_key_ec("P-256", 1);
     {
         X509_PUBKEY *xp = NULL;
@@ -816,15 +858,13 @@ test_hostile_P3_requested_extensions_ignored(void **state)
 
     assert_non_null(exts);
     sk_X509_EXTENSION_push(exts, hu_ext_conf(NID_basic_constraints, "critical,CA:TRUE"));
-    sk_X509_EXTENSION_push(exts, hu_ext_conf(NID_key_usage,
-                                             "critical,keyCertSign,cRLSign,digitalSignature"));
-    sk_X509_EXTENSION_push(exts,
-                           hu_ext_conf(NID_ext_key_usage, "anyExtendedKeyUsage,serverAuth"));
+    sk_X509_EXTENSION_push(
+        exts, hu_ext_conf(NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature"));
+    sk_X509_EXTENSION_push(exts, hu_ext_conf(NID_ext_key_usage, "anyExtendedKeyUsage,serverAuth"));
     sk_X509_EXTENSION_push(exts, hu_ext_conf(NID_name_constraints, "permitted;DNS:example.com"));
     sk_X509_EXTENSION_push(exts,
                            hu_ext_conf(NID_crl_distribution_points, "URI:http://evil.example/crl"));
-    sk_X509_EXTENSION_push(exts,
-                           hu_ext_conf(NID_info_access, "OCSP;URI:http://evil.example/ocsp"));
+    sk_X509_EXTENSION_push(exts, hu_ext_conf(NID_info_access, "OCSP;URI:http://evil.example/ocsp"));
     sk_X509_EXTENSION_push(exts, hu_ext_raw("1.3.6.1.4.1.55555.1.2", 1, null_der, 2));
     sk_X509_EXTENSION_push(exts, hu_ext_conf(NID_subject_alt_name, "DNS:p3.example.com"));
     req_with_csr(&q, f, test_key(0), name, TEST_CHALLENGE, exts);
@@ -861,16 +901,14 @@ test_hostile_P4_sid_and_upn_spoofing(void **state)
     X509 *c;
 
     /* SAN URI with a SID (the strong-mapping tag) */
-    exts = exts_of(hu_ext_conf(NID_subject_alt_name,
-                               "DNS:p4.example.com,URI:tag:microsoft.com,2022-09-14:sid:"
-                               "S-1-5-21-3623811015-3361044348-30300820-500"));
+    exts = exts_of(hu_ext_san_uri("tag:microsoft.com,2022-09-14:sid:"
+                                  "S-1-5-21-3623811015-3361044348-30300820-500"));
     req_with_csr(&q, f, test_key(0), name, TEST_CHALLENGE, exts);
     hu_expect_failure(f, &q, 2, SCEP_E_NAME_POLICY);
     hu_req_clear(&q);
     exts_free(exts);
     /* the same, upper case: matched without regard to case */
-    exts = exts_of(hu_ext_conf(NID_subject_alt_name,
-                               "URI:TAG:MICROSOFT.COM,2022-09-14:SID:S-1-5-21-1-2-3-500"));
+    exts = exts_of(hu_ext_san_uri("TAG:MICROSOFT.COM,2022-09-14:SID:S-1-5-21-1-2-3-500"));
     req_with_csr(&q, f, test_key(0), name, TEST_CHALLENGE, exts);
     hu_expect_failure(f, &q, 2, SCEP_E_NAME_POLICY);
     hu_req_clear(&q);
@@ -912,10 +950,30 @@ raw_cn(int type, const void *bytes, int len)
     assert_int_equal(X509_NAME_add_entry_by_txt(n, "O", MBSTRING_ASC,
                                                 (const unsigned char *)"Example", -1, -1, 0),
                      1);
-    assert_int_equal(
-        X509_NAME_add_entry_by_NID(n, NID_commonName, type, (const unsigned char *)bytes, len, -1, 0),
-        1);
+    assert_int_equal(X509_NAME_add_entry_by_NID(n, NID_commonName, type,
+                                                (const unsigned char *)bytes, len, -1, 0),
+                     1);
     return n;
+}
+
+/*
+ * A request whose CSR has CN = bytes (invalid UTF-8 in a UTF8String):
+ * OpenSSL will not encode such a name, so the CSR is made with a
+ * placeholder of the same length, patched and re-signed.
+ */
+static void
+bad_utf8_csr(struct hu_req *q, struct fixture *f, const char *placeholder,
+             const unsigned char *bytes, size_t n)
+{
+    X509_NAME *name = raw_cn(V_ASN1_UTF8STRING, placeholder, (int)n);
+    unsigned char *csr;
+    size_t len;
+
+    assert_int_equal(strlen(placeholder), n);
+    hu_csr(test_key(0), NULL, name, TEST_CHALLENGE, NULL, &csr, &len);
+    hu_csr_patch(csr, len, placeholder, bytes, n, test_key(0));
+    hu_req_init(q, f, test_key(0), csr, len);
+    X509_NAME_free(name);
 }
 
 /* P7: long CN, embedded NUL, invalid UTF-8, control characters, no name at all. */
@@ -969,16 +1027,12 @@ test_hostile_P7_bad_subject_names(void **state)
      * every string to UTF-8 to canonicalise it and refuses the whole CSR,
      * so the policy never sees it: badRequest with csr_parse (pinned).
      */
-    n = raw_cn(V_ASN1_UTF8STRING, bad_utf8, (int)sizeof(bad_utf8));
-    req_with_csr(&q, f, test_key(0), n, TEST_CHALLENGE, NULL);
+    bad_utf8_csr(&q, f, "PLACEH", bad_utf8, sizeof(bad_utf8));
     hu_expect_failure(f, &q, 2, SCEP_E_CSR_PARSE);
     hu_req_clear(&q);
-    X509_NAME_free(n);
-    n = raw_cn(V_ASN1_UTF8STRING, overlong, (int)sizeof(overlong));
-    req_with_csr(&q, f, test_key(0), n, TEST_CHALLENGE, NULL);
+    bad_utf8_csr(&q, f, "PLC1", overlong, sizeof(overlong));
     hu_expect_failure(f, &q, 2, SCEP_E_CSR_PARSE);
     hu_req_clear(&q);
-    X509_NAME_free(n);
 
     /* empty subject and no SAN */
     req_with_csr(&q, f, test_key(0), NULL, TEST_CHALLENGE, NULL);
@@ -1022,7 +1076,9 @@ test_hostile_P5_weak_keys(void **state)
     EVP_PKEY_free(k);
     k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     assert_non_null(k);
-    req_with_csr(&q, f, k, name, TEST_CHALLENGE, NULL);
+    /* Ed25519 CSR; the message is signed with an RSA key (the signer must be RSA or EC) */
+    hu_csr(k, NULL, name, TEST_CHALLENGE, NULL, &csr, &len);
+    hu_req_init(&q, f, test_key(0), csr, len);
     hu_expect_failure(f, &q, 2, SCEP_E_KEY_POLICY);
     hu_req_clear(&q);
     EVP_PKEY_free(k);
@@ -1314,8 +1370,8 @@ test_hostile_S4_concurrent_identical_submissions(void **state)
                         cs[i].r.http_status);
         assert_int_equal(cs[i].r.err, SCEP_OK);
         assert_int_equal(cs[i].r.http_status, 200);
-        assert_int_equal(scep_client_parse_reply(cs[i].r.body, cs[i].r.body_len, f->ra,
-                                                 &q.msg.req, test_key(0), &rep),
+        assert_int_equal(scep_client_parse_reply(cs[i].r.body, cs[i].r.body_len, f->ra, &q.msg.req,
+                                                 test_key(0), &rep),
                          SCEP_OK);
         assert_int_equal(rep.status, 0);
         assert_non_null(rep.cert);
@@ -1480,8 +1536,7 @@ expect_pending(struct fixture *f, struct hu_req *q)
  * envelope holds IssuerAndSubject (RFC 8894 §3.3.3) for the CA and dn.
  */
 static void
-certpoll_make(struct hu_req *q, struct fixture *f, EVP_PKEY *key, const char *dn,
-              const char *txid)
+certpoll_make(struct hu_req *q, struct fixture *f, EVP_PKEY *key, const char *dn, const char *txid)
 {
     X509_NAME *subj = hu_name(dn);
     unsigned char *a = NULL, *b = NULL, *ias, *env;
@@ -1558,7 +1613,7 @@ test_hostile_S7_certpoll_and_pending(void **state)
     struct hu_req q, p, u;
     struct scep_result r;
     struct scep_client_reply rep;
-    char serial[64];
+    char serial[64], other[64];
     int64_t id;
 
     (void)state;
@@ -1600,8 +1655,7 @@ test_hostile_S7_certpoll_and_pending(void **state)
 
     id = pending_id(f);
     assert_int_equal(scep_service_approve(f->svc, id, serial, sizeof(serial)), SCEP_OK);
-    assert_int_equal(scep_service_approve(f->svc, id, serial, sizeof(serial)),
-                     SCEP_E_NOT_PENDING);
+    assert_int_equal(scep_service_approve(f->svc, id, other, sizeof(other)), SCEP_E_NOT_PENDING);
     assert_int_equal(test_cert_count(f), 1);
     p.msg.req.nonce_len = 0;
     hu_req_build(&p);
@@ -1619,8 +1673,7 @@ test_hostile_S7_certpoll_and_pending(void **state)
     expect_pending(f, &u);
     id = pending_id(f);
     assert_int_equal(scep_service_reject(f->svc, id, "not ours"), SCEP_OK);
-    assert_int_equal(scep_service_approve(f->svc, id, serial, sizeof(serial)),
-                     SCEP_E_NOT_PENDING);
+    assert_int_equal(scep_service_approve(f->svc, id, other, sizeof(other)), SCEP_E_NOT_PENDING);
     certpoll_make(&p, f, test_key(2), "CN=s7-other", u.txid);
     hu_expect_failure(f, &p, 2, SCEP_E_REJECTED);
     hu_expect_failure(f, &u, 2, SCEP_E_REJECTED);
@@ -1688,6 +1741,7 @@ main(void)
         T(test_hostile_C17_payload_not_csr),
         T(test_hostile_C18_deep_nesting_and_huge_lengths),
         T(test_hostile_C19_expensive_or_unsafe_keys),
+        T(test_hostile_C19_ec_explicit_parameters),
         T(test_hostile_P3_requested_extensions_ignored),
         T(test_hostile_P4_sid_and_upn_spoofing),
         T(test_hostile_P5_weak_keys),

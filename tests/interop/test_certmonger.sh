@@ -176,6 +176,33 @@ if init_scepd "$D_POST" "$CHALLENGE" && start_scepd "$D_POST"; then
         log "  ca-error: $(sed -n 's/^[[:space:]]*ca-error: //p' "$WORK/$NEG/list.txt")"
     fi
     getcert stop-tracking -s -i "$NEG" >/dev/null 2>&1 || true
+
+    # renewal: "getcert resubmit" re-enrolls; with Renewal advertised certmonger
+    # signs the new request with the certificate it holds (a renewal, no challenge)
+    R=certmonger-post
+    if [[ -s $WORK/$R/cert.pem ]]; then
+        old_serial=$(openssl x509 -in "$WORK/$R/cert.pem" -noout -serial | cut -d= -f2)
+        before=$(log_lines "$SCEPD_LOG")
+        getcert resubmit -s -i "$R" >"$WORK/$R/resubmit.log" 2>&1 || true
+        new_serial=$old_serial
+        for ((i = 0; i < 60; i++)); do
+            new_serial=$(openssl x509 -in "$WORK/$R/cert.pem" -noout -serial 2>/dev/null | cut -d= -f2)
+            [[ -n $new_serial && $new_serial != "$old_serial" ]] && break
+            sleep 1
+        done
+        if [[ $new_serial != "$old_serial" ]]; then
+            check_cert "$R-renewed" "$WORK/$R/cert.pem" "$WORK/$R/key.pem" "$R" "$D_POST"
+            if tail -n +"$((before + 1))" "$SCEPD_LOG" | grep -q "renewed .*old=$(tr 'A-F' 'a-f' <<<"$old_serial")"; then
+                pass "$R-renewal-signed-by-old-cert"
+            else
+                fail "$R-renewal-signed-by-old-cert" "scepd did not log a renewal of $old_serial"
+                show_tail "$SCEPD_LOG" 4
+            fi
+        else
+            fail "$R-renewed" "certificate not replaced within 60 s after getcert resubmit"
+            show_tail "$SCEPD_LOG" 4
+        fi
+    fi
 fi
 
 # --- --get-only endpoint ----------------------------------------------------

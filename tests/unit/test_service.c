@@ -792,11 +792,20 @@ test_service_renewal(void **state)
     renewal_req(&u, f, b, test_key(1), test_key(1), "CN=laptop-7,O=Example", 19, "renew-2");
     c = expect_renewed(f, &u, test_key(1), "laptop-7");
     test_req_clear(&u);
-    /* another identity is refused */
-    renewal_req(&u, f, c, test_key(1), test_key(2), "CN=server-1,O=Example", 17, "renew-3");
-    expect_failure(f, &u, test_key(1), 2, SCEP_E_RENEWAL_IDENTITY);
+    /* the transactionID of the enrollment it renews (certmonger, sscep) */
+    renewal_req(&u, f, c, test_key(1), test_key(2), "CN=laptop-7,O=Example", 19, "renew-2");
+    X509_free(c);
+    c = expect_renewed(f, &u, test_key(2), "laptop-7");
     test_req_clear(&u);
-    assert_int_equal(test_cert_count(f), 3);
+    /* but not someone else's transactionID */
+    renewal_req(&u, f, c, test_key(2), test_key(3), "CN=laptop-7,O=Example", 19, t.txid);
+    expect_failure(f, &u, test_key(2), 2, SCEP_E_TXID_KEY);
+    test_req_clear(&u);
+    /* another identity is refused */
+    renewal_req(&u, f, c, test_key(2), test_key(3), "CN=server-1,O=Example", 17, "renew-3");
+    expect_failure(f, &u, test_key(2), 2, SCEP_E_RENEWAL_IDENTITY);
+    test_req_clear(&u);
+    assert_int_equal(test_cert_count(f), 4);
     X509_free(a);
     X509_free(b);
     X509_free(c);
