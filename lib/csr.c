@@ -60,8 +60,27 @@ scep_csr_check_key(X509_REQ *req)
         rc = SCEP_OK;
         break;
     }
-    case EVP_PKEY_EC:
-        /* Named curves only: explicit parameters have no group name. */
+    case EVP_PKEY_EC: {
+        /*
+         * Named curves only (RFC 5480 §2.1.1).  OpenSSL 3 maps explicit
+         * parameters equal to a named curve to that curve's name, so the
+         * encoded SubjectPublicKeyInfo parameters must be an OID (found by
+         * fuzz_csr: tests/fuzz/crashes/policy-csr-ec-explicit-params-p256.der).
+         */
+        const X509_PUBKEY *spki = X509_REQ_get_X509_PUBKEY(req);
+        X509_ALGOR *alg = NULL;
+        const void *pval = NULL;
+        int ptype = V_ASN1_UNDEF, explicit_params = 0;
+
+        if (spki == NULL || !X509_PUBKEY_get0_param(NULL, NULL, NULL, &alg, spki) || alg == NULL)
+            break;
+        X509_ALGOR_get0(NULL, &ptype, &pval, alg);
+        if (ptype != V_ASN1_OBJECT)
+            break;
+        if (EVP_PKEY_get_int_param(pk, OSSL_PKEY_PARAM_EC_DECODED_FROM_EXPLICIT_PARAMS,
+                                   &explicit_params) &&
+            explicit_params != 0)
+            break;
         if (!EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, curve, sizeof(curve),
                                             &clen))
             break;
@@ -70,6 +89,7 @@ scep_csr_check_key(X509_REQ *req)
             strcmp(curve, "P-384") == 0 || strcmp(curve, "P-521") == 0)
             rc = SCEP_OK;
         break;
+    }
     default:
         break;
     }

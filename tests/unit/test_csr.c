@@ -4,6 +4,8 @@
  */
 #include "testutil.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/x509v3.h>
@@ -211,11 +213,31 @@ test_csr_names_policy(void **state)
     }
 }
 
+/* Explicit EC parameters equal to P-256 (found by fuzz_csr): refused, RFC 5480 §2.1.1. */
+static void
+test_csr_check_key_ec_explicit_params(void **state)
+{
+    const char *d = getenv("SCEPD_TEST_DATA");
+    char path[512];
+    unsigned char *der;
+    size_t len;
+    X509_REQ *r = NULL;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/csr-ec-explicit-params-p256.der", d ? d : "tests/data");
+    der = test_read_file(path, &len);
+    assert_int_equal(scep_csr_parse(der, len, &r), SCEP_OK);
+    assert_int_equal(scep_csr_check_key(r), SCEP_E_KEY_POLICY);
+    X509_REQ_free(r);
+    free(der);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csr_check_key_policy),
+        cmocka_unit_test(test_csr_check_key_ec_explicit_params),
         cmocka_unit_test(test_csr_challenge_encodings),
         cmocka_unit_test(test_csr_verify_and_pop),
         cmocka_unit_test(test_csr_parse_rejects_trailing),
