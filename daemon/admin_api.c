@@ -5,6 +5,7 @@
  *
  * Routes (JSON):  GET /v1/health   GET /v1/certs   GET /v1/requests[?status=S]
  *                 POST /v1/requests/ID/approve   POST /v1/requests/ID/reject {"reason":..}
+ *                 POST /v1/certs/SERIAL/revoke {"reason": "keyCompromise"}
  * It grows with the endpoint, request and revocation commands.  Every
  * route needs the token; the token is compared in constant time and never
  * logged.  The API never decrypts a client-supplied message (matrix A10).
@@ -24,6 +25,7 @@
 #include <openssl/crypto.h>
 
 #include "daemon.h"
+#include "scepd/crl.h"
 #include "scepd/log.h"
 #include "scepd/num.h"
 #include "scepd/pki.h"
@@ -194,6 +196,65 @@ decide(struct scep_admin *a, struct MHD_Connection *c, const char *url, const ch
     }
 }
 
+/* POST /v1/certs/SERIAL/revoke */
+static enum MHD_Result
+revoke_cert(struct scep_admin *a, struct MHD_Connection *c, const char *url, const char *body,
+       size_t bodylen)
+{
+    const char *p = url + strlen("/v1/certs/"), *slash = strchr(p, '/');
+    char serial[48];
+    int reason = 0;
+    size_t i, n;
+    enum scep_err rc;
+
+    if (slash == NULL || strcmp(slash, "/revoke") != 0)
+        return reply_error(c, MHD_HTTP_NOT_FOUND, "no such route; use /v1/certs/SERIAL/revoke");
+    n = (size_t)(slash - p);
+    if (n == 0 || n >= sizeof(serial))
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "the serial must be hex, as certs list shows it");
+    for (i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch >= 'A' && ch <= 'F')
+            ch = (char)(ch - 'A' + 'a');
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return reply_error(c, MHD_HTTP_BAD_REQUEST,
+                               "the serial must be hex, as certs list shows it");
+        serial[i] = ch;
+    }
+    serial[n] = '\0';
+    if (bodylen > 0) {
+        json_error_t jerr;
+        json_t *j = json_loadb(body, bodylen, 0, &jerr), *r;
+        if (j == NULL || !json_is_object(j)) {
+            json_decref(j);
+            return reply_error(c, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
+        }
+        r = json_object_get(j, "reason");
+        if (r != NULL && (!json_is_string(r) ||
+                          (reason = scep_crl_reason_code(json_string_value(r))) < 0)) {
+            json_decref(j);
+            return reply_error(c, MHD_HTTP_BAD_REQUEST,
+                               "reason must be one of unspecified, keyCompromise, cACompromise, "
+                               "affiliationChanged, superseded, cessationOfOperation, "
+                               "privilegeWithdrawn, aACompromise");
+        }
+        json_decref(j);
+    }
+    rc = scep_service_revoke(a->svc, serial, reason);
+    switch (rc) {
+    case SCEP_OK:
+        return reply_json(c, MHD_HTTP_OK, json_pack("{s:s, s:s, s:s}", "serial", serial, "status",
+                                                    "revoked", "reason",
+                                                    scep_crl_reason_name(reason)));
+    case SCEP_E_NO_ENTRY:
+        return reply_error(c, MHD_HTTP_NOT_FOUND, "no certificate with this serial");
+    case SCEP_E_CONFLICT:
+        return reply_error(c, MHD_HTTP_CONFLICT, "the certificate is already revoked");
+    default:
+        return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, scep_strerror(rc));
+    }
+}
+
 struct body {
     char d[4096];
     size_t len;
@@ -248,6 +309,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     if (strcmp(method, MHD_HTTP_METHOD_POST) == 0) {
         if (strncmp(url, "/v1/requests/", 13) == 0)
             return decide(a, c, url, b->d, b->len);
+        if (strncmp(url, "/v1/certs/", 10) == 0)
+            return revoke_cert(a, c, url, b->d, b->len);
         return reply_error(c, MHD_HTTP_NOT_FOUND, "no such route");
     }
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)

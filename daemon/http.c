@@ -378,6 +378,32 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         scep_service_http_error(SCEP_E_TOO_LARGE, &res);
         goto reply;
     }
+    /* /crl/<ca>.crl: the CA's CRL (RFC 5280 §5), DER */
+    if (plen > 9 && memcmp(uri, "/crl/", 5) == 0 && memcmp(uri + plen - 4, ".crl", 4) == 0) {
+        const struct scep_endpoint *cep = scep_service_endpoint_for_ca(h->svc, uri + 5, plen - 9);
+        unsigned char *crl = NULL;
+        size_t crllen = 0;
+        enum scep_err rc;
+        if (!is_get && !is_head) {
+            scep_service_http_error(SCEP_E_METHOD, &res);
+        } else if (cep == NULL) {
+            scep_service_http_error(SCEP_E_NOT_FOUND, &res);
+        } else if ((rc = scep_service_crl(h->svc, cep->ca_id, &crl, &crllen)) != SCEP_OK) {
+            scep_service_http_error(rc, &res);
+        } else {
+            res.http_status = 200;
+            res.content_type = "application/pkix-crl";
+            res.owned = crl;
+            res.body = crl;
+            res.body_len = crllen;
+        }
+        snprintf(esc, sizeof(esc), "GetCRL-http");
+        log_request(c, r, method, cep, esc, &res);
+        ret = send_reply(c, res.http_status, res.content_type, res.body, res.body_len, 0);
+        scep_result_clear(&res);
+        conn_busy(h, c, 0);
+        return ret;
+    }
     if (route(uri, plen, &name, &nlen) != 0 ||
         (ep = scep_service_endpoint(h->svc, name, nlen)) == NULL || !ep->enabled) {
         ep = NULL;

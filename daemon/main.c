@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <limits.h>
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,9 @@ usage(FILE *f)
             "                       issued) only in the last N days of its validity (0 = any time)\n"
             "  --renewal-grace-days N   an expired certificate may still renew for N days (0)\n"
             "  --revoke-on-renewal  revoke the renewed certificate as superseded\n"
+            "  --public-url URL     base URL clients reach scepd at (e.g. http://scep.example.com);\n"
+            "                       issued certificates then name URL/crl/default.crl as their\n"
+            "                       CRL distribution point\n"
             "  --getcacert FORM     chain (default): GetCACert returns RA + CA as PKCS#7;\n"
             "                       single: the CA certificate alone (RSA CA only; the CA key\n"
             "                       then decrypts requests and signs replies)\n"
@@ -105,6 +109,7 @@ enum {
     OPT_GETCACERT,
     OPT_APPROVAL,
     OPT_RENEW_WINDOW,
+    OPT_PUBLIC_URL,
     OPT_RENEW_GRACE,
     OPT_REVOKE_RENEW,
     OPT_LISTEN,
@@ -132,6 +137,7 @@ static const struct option longopts[] = {
     {"getcacert", required_argument, NULL, OPT_GETCACERT},
     {"approval", required_argument, NULL, OPT_APPROVAL},
     {"renewal-window-days", required_argument, NULL, OPT_RENEW_WINDOW},
+    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
     {"renewal-grace-days", required_argument, NULL, OPT_RENEW_GRACE},
     {"revoke-on-renewal", no_argument, NULL, OPT_REVOKE_RENEW},
     {"listen", required_argument, NULL, OPT_LISTEN},
@@ -203,6 +209,9 @@ parse(int argc, char **argv, int serve, struct opts *o)
             break;
         case OPT_GET_ONLY:
             o->init.get_only = 1;
+            break;
+        case OPT_PUBLIC_URL:
+            o->init.public_url = optarg;
             break;
         case OPT_RENEW_WINDOW:
             if (number("--renewal-window-days", optarg, 0, 3650, &v) != 0)
@@ -385,9 +394,15 @@ do_serve(const struct opts *o)
                 scep_http_port(http), o->data);
     }
     scep_log(SCEP_LOG_INFO, "main", "serving data=%s", o->data);
+    /* The main thread waits for a signal and does the periodic work (CRLs). */
+    scep_service_maintain(svc);
     for (;;) {
-        if (sigwait(&set, &sig) == 0 && (sig == SIGINT || sig == SIGTERM))
+        struct timespec ts = {60, 0};
+        sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGINT || sig == SIGTERM)
             break;
+        if (sig < 0)
+            scep_service_maintain(svc);
     }
     scep_log(SCEP_LOG_INFO, "main", "stopping signal=%d", sig);
     rc = 0;

@@ -38,6 +38,12 @@ bio_to_der(BIO *b, unsigned char **out, size_t *outlen)
 enum scep_err
 scep_certs_only_der(STACK_OF(X509) * certs, unsigned char **out, size_t *outlen)
 {
+    return scep_degenerate_der(certs, NULL, out, outlen);
+}
+
+enum scep_err
+scep_degenerate_der(STACK_OF(X509) * certs, X509_CRL *crl, unsigned char **out, size_t *outlen)
+{
     enum scep_err rc = SCEP_E_INTERNAL;
     PKCS7 *p7 = NULL, *inner = NULL;
     unsigned char *der = NULL;
@@ -54,9 +60,11 @@ scep_certs_only_der(STACK_OF(X509) * certs, unsigned char **out, size_t *outlen)
     if (!PKCS7_set_content(p7, inner))
         goto out;
     inner = NULL; /* transferred */
-    for (i = 0; i < sk_X509_num(certs); i++)
+    for (i = 0; certs != NULL && i < sk_X509_num(certs); i++)
         if (!PKCS7_add_certificate(p7, sk_X509_value(certs, i)))
             goto out;
+    if (crl != NULL && !PKCS7_add_crl(p7, crl))
+        goto out;
     if ((len = i2d_PKCS7(p7, &der)) <= 0)
         goto out;
     *out = malloc((size_t)len);
@@ -90,7 +98,7 @@ envelope(const struct scep_certrep *r, BIO **out)
     unsigned int flags = CMS_BINARY | CMS_PARTIAL;
 
     *out = NULL;
-    if ((rc = scep_certs_only_der(r->certs, &inner, &innerlen)) != SCEP_OK)
+    if ((rc = scep_degenerate_der(r->certs, r->crl, &inner, &innerlen)) != SCEP_OK)
         goto out;
     rc = SCEP_E_INTERNAL;
     cipher = scep_cipher(r->env != NULL && r->env->cipher[0] ? r->env->cipher : "AES-128-CBC");

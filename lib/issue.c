@@ -340,6 +340,12 @@ scep_issue_cert(X509_REQ *req, const struct scep_issue_opts *o, X509 **out,
         !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
         !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
         goto out;
+    if (o->cdp_url != NULL) {
+        char v[700];
+        snprintf(v, sizeof(v), "URI:%s", o->cdp_url);
+        if (!add_ext(x, &ctx, NID_crl_distribution_points, v))
+            goto out;
+    }
     gns = csr_sans(req, &err);
     if (err) {
         rc = SCEP_E_NAME_POLICY;

@@ -16,11 +16,13 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/pkcs7.h>
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
 #include "scepd/certrep.h"
 #include "scepd/challenge.h"
+#include "scepd/crl.h"
 #include "scepd/csr.h"
 #include "scepd/issue.h"
 #include "scepd/log.h"
@@ -39,6 +41,7 @@ struct scep_service {
     unsigned char secret[SCEP_SECRET_LEN];
     struct scep_endpoint *eps;
     size_t neps;
+    char public_url[512]; /* base URL for CRL distribution points, or "" */
 };
 
 static void
@@ -182,6 +185,9 @@ load_endpoint(void *arg, const struct scep_endpoint_row *row)
                  row->name, (long long)row->ca_id);
         goto fail;
     }
+    snprintf(e->ca_name, sizeof(e->ca_name), "%s", ca.name);
+    if (svc->public_url[0] != '\0')
+        snprintf(e->cdp_url, sizeof(e->cdp_url), "%s/crl/%s.crl", svc->public_url, ca.name);
     e->ca_cert = der_to_cert(ca.cert_der, ca.cert_len);
     e->ra_cert = der_to_cert(row->ra_cert_der, row->ra_cert_len);
     if (e->ca_cert == NULL || e->ra_cert == NULL) {
@@ -262,6 +268,12 @@ scep_service_open(const char *datadir, struct scep_service **out, char *errbuf, 
         (rc = scep_store_open(p, 0, &svc->store)) != SCEP_OK) {
         snprintf(errbuf, errlen, "cannot open the database %s; is it a scepd data directory?", p);
         goto out;
+    }
+    if ((rc = scep_store_get_meta(svc->store, "public_url", svc->public_url,
+                                  sizeof(svc->public_url))) != SCEP_OK) {
+        svc->public_url[0] = '\0';
+        if (rc != SCEP_E_NO_ENTRY)
+            goto out;
     }
     memset(&lc, 0, sizeof(lc));
     lc.svc = svc;
@@ -415,29 +427,25 @@ reply_status(const struct scep_endpoint *ep, const struct scep_pkimsg *m, enum s
     r->content_type = "application/x-pki-message";
 }
 
+/* SUCCESS carrying certs (the first is the one the client asked for) and/or a CRL. */
 static void
-reply_success(const struct scep_endpoint *ep, const struct scep_pkimsg *m, X509 *cert,
-              const struct scep_envinfo *env, struct scep_result *r)
+reply_success_bundle(const struct scep_endpoint *ep, const struct scep_pkimsg *m,
+                     STACK_OF(X509) * certs, X509_CRL *crl, const struct scep_envinfo *env,
+                     struct scep_result *r)
 {
     struct scep_certrep cr;
-    STACK_OF(X509) *certs = sk_X509_new_null();
     enum scep_err brc;
 
-    if (certs == NULL || !sk_X509_push(certs, cert)) {
-        sk_X509_free(certs);
-        scep_service_http_error(SCEP_E_NOMEM, r);
-        return;
-    }
     memset(&cr, 0, sizeof(cr));
     cr.status = SCEP_STATUS_SUCCESS;
     cr.req = m;
     cr.ra_cert = ep->reply_cert;
     cr.ra_key = ep->reply_key;
     cr.certs = certs;
+    cr.crl = crl;
     cr.recipient = m->signer;
     cr.env = env;
     brc = scep_certrep_build(&cr, &r->owned, &r->body_len);
-    sk_X509_free(certs);
     if (brc != SCEP_OK) {
         scep_service_http_error(brc, r);
         return;
@@ -446,7 +454,23 @@ reply_success(const struct scep_endpoint *ep, const struct scep_pkimsg *m, X509 
     r->http_status = 200;
     r->content_type = "application/x-pki-message";
     r->pki_status = "SUCCESS";
-    scep_serial_hex(cert, r->serial, sizeof(r->serial));
+    if (certs != NULL && sk_X509_num(certs) > 0)
+        scep_serial_hex(sk_X509_value(certs, 0), r->serial, sizeof(r->serial));
+}
+
+static void
+reply_success(const struct scep_endpoint *ep, const struct scep_pkimsg *m, X509 *cert,
+              const struct scep_envinfo *env, struct scep_result *r)
+{
+    STACK_OF(X509) *certs = sk_X509_new_null();
+
+    if (certs == NULL || !sk_X509_push(certs, cert)) {
+        sk_X509_free(certs);
+        scep_service_http_error(SCEP_E_NOMEM, r);
+        return;
+    }
+    reply_success_bundle(ep, m, certs, NULL, env, r);
+    sk_X509_free(certs);
 }
 
 static time_t
@@ -532,6 +556,7 @@ issue_for(const struct scep_endpoint *ep, X509_REQ *req, const unsigned char *tx
     io.ca_cert = ep->ca_cert;
     io.ca_key = ep->ca_key;
     io.validity_days = ep->validity_days;
+    io.cdp_url = ep->cdp_url[0] ? ep->cdp_url : NULL;
     if ((rc = scep_issue_cert(req, &io, cert, serial)) != SCEP_OK)
         return rc;
     n = i2d_X509(*cert, der);
@@ -886,6 +911,255 @@ certpoll(const struct scep_service *svc, const struct scep_endpoint *ep,
     free(stored);
 }
 
+struct revoked_list {
+    struct scep_revoked *v;
+    char (*serials)[48];
+    size_t n, cap;
+};
+
+static int
+collect_revoked(void *arg, const char *serial, int64_t at, int reason)
+{
+    struct revoked_list *l = arg;
+
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 64;
+        struct scep_revoked *v = realloc(l->v, nc * sizeof(*v));
+        char(*sv)[48];
+        if (v == NULL)
+            return 1;
+        l->v = v;
+        if ((sv = realloc(l->serials, nc * sizeof(*sv))) == NULL)
+            return 1;
+        l->serials = sv;
+        l->cap = nc;
+    }
+    snprintf(l->serials[l->n], sizeof(l->serials[l->n]), "%s", serial ? serial : "");
+    l->v[l->n].revoked_at = at;
+    l->v[l->n].reason = reason;
+    l->n++;
+    return 0;
+}
+
+static const struct scep_endpoint *
+endpoint_of_ca(const struct scep_service *svc, int64_t ca_id)
+{
+    size_t i;
+
+    for (i = 0; i < svc->neps; i++)
+        if (svc->eps[i].ca_id == ca_id)
+            return &svc->eps[i];
+    return NULL;
+}
+
+/* A new CRL for the CA (number one past the stored one), stored if still newest. */
+static enum scep_err
+make_crl(const struct scep_service *svc, int64_t ca_id)
+{
+    const struct scep_endpoint *ep = endpoint_of_ca(svc, ca_id);
+    struct revoked_list l;
+    unsigned char *der = NULL, *old = NULL;
+    size_t len = 0, oldlen = 0, i;
+    int64_t number = 0, next = 0;
+    time_t now = time(NULL);
+    enum scep_err rc;
+
+    if (ep == NULL)
+        return SCEP_E_NO_ENTRY;
+    memset(&l, 0, sizeof(l));
+    rc = scep_store_get_crl(svc->store, ca_id, &number, &old, &oldlen, &next);
+    free(old);
+    if (rc != SCEP_OK && rc != SCEP_E_NO_ENTRY)
+        return rc;
+    if ((rc = scep_store_each_revoked(svc->store, ca_id, collect_revoked, &l)) != SCEP_OK)
+        goto out;
+    for (i = 0; i < l.n; i++)
+        l.v[i].serial = l.serials[i];
+    if ((rc = scep_crl_build(ep->ca_cert, ep->ca_key, number + 1, l.v, l.n, now, &der, &len)) !=
+        SCEP_OK)
+        goto out;
+    rc = scep_store_set_crl(svc->store, ca_id, number + 1, der, len,
+                            (int64_t)now + SCEP_CRL_VALIDITY_SECONDS);
+    if (rc == SCEP_E_CONFLICT)
+        rc = SCEP_OK; /* a concurrent maker stored a newer one */
+    if (rc == SCEP_OK)
+        scep_log(SCEP_LOG_INFO, "crl", "made ca=%s number=%lld revoked=%zu", ep->ca_name,
+                 (long long)(number + 1), l.n);
+out:
+    free(der);
+    free(l.v);
+    free(l.serials);
+    return rc;
+}
+
+enum scep_err
+scep_service_crl(const struct scep_service *svc, int64_t ca_id, unsigned char **der, size_t *len)
+{
+    int64_t number = 0, next = 0;
+    enum scep_err rc;
+
+    rc = scep_store_get_crl(svc->store, ca_id, &number, der, len, &next);
+    if (rc == SCEP_OK && (int64_t)time(NULL) < next - SCEP_CRL_REFRESH_SECONDS)
+        return SCEP_OK;
+    free(*der);
+    *der = NULL;
+    if (rc != SCEP_OK && rc != SCEP_E_NO_ENTRY)
+        return rc;
+    if ((rc = make_crl(svc, ca_id)) != SCEP_OK)
+        return rc;
+    return scep_store_get_crl(svc->store, ca_id, &number, der, len, &next);
+}
+
+const struct scep_endpoint *
+scep_service_endpoint_for_ca(const struct scep_service *svc, const char *ca_name, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < svc->neps; i++)
+        if (strlen(svc->eps[i].ca_name) == len && memcmp(svc->eps[i].ca_name, ca_name, len) == 0)
+            return &svc->eps[i];
+    return NULL;
+}
+
+enum scep_err
+scep_service_revoke(const struct scep_service *svc, const char *serial, int reason)
+{
+    int64_t ca_id = 0;
+    enum scep_err rc = scep_store_revoke(svc->store, serial, reason, &ca_id);
+
+    if (rc != SCEP_OK)
+        return rc;
+    scep_log(SCEP_LOG_INFO, "crl", "revoked serial=%s reason=%s", serial,
+             scep_crl_reason_name(reason));
+    /* the CRL is remade now, not at its next refresh */
+    return make_crl(svc, ca_id);
+}
+
+void
+scep_service_maintain(const struct scep_service *svc)
+{
+    size_t i, j;
+
+    for (i = 0; i < svc->neps; i++) {
+        unsigned char *der = NULL;
+        size_t len = 0;
+        for (j = 0; j < i; j++)
+            if (svc->eps[j].ca_id == svc->eps[i].ca_id)
+                break;
+        if (j < i)
+            continue; /* this CA was done */
+        if (scep_service_crl(svc, svc->eps[i].ca_id, &der, &len) != SCEP_OK)
+            scep_log(SCEP_LOG_ERROR, "crl", "cannot refresh ca=%s", svc->eps[i].ca_name);
+        free(der);
+    }
+}
+
+/*
+ * GetCert (21) and GetCRL (22): messageData is an IssuerAndSerialNumber
+ * (RFC 8894 §3.3.4).  GetCRL returns the CA's current CRL to anyone;
+ * GetCert returns a certificate only to its owner (the request is signed
+ * with that certificate's key).  Anything else: FAILURE badCertId.
+ */
+static void
+getcert_getcrl(const struct scep_service *svc, const struct scep_endpoint *ep,
+               const struct scep_pkimsg *m, struct scep_result *r)
+{
+    struct scep_decrypt_key keys[2];
+    size_t nkeys = 0, innerlen = 0;
+    unsigned char *inner = NULL, *der = NULL;
+    size_t derlen = 0;
+    const unsigned char *p;
+    struct scep_envinfo env;
+    PKCS7_ISSUER_AND_SERIAL *ias = NULL;
+    struct scep_cert_info info;
+    X509 *cert = NULL;
+    X509_CRL *crl = NULL;
+    STACK_OF(X509) *certs = NULL;
+    char serial[48];
+    enum scep_err rc;
+
+    memset(&info, 0, sizeof(info));
+    keys[nkeys].cert = ep->ra_cert;
+    keys[nkeys++].pkey = ep->ra_key;
+    if (EVP_PKEY_get_base_id(ep->ca_key) == EVP_PKEY_RSA) {
+        keys[nkeys].cert = ep->ca_cert;
+        keys[nkeys++].pkey = ep->ca_key;
+    }
+    if ((rc = scep_pkimsg_decrypt(m, keys, nkeys, ep->allow_des, &inner, &innerlen, &env)) !=
+        SCEP_OK)
+        goto fail;
+    p = inner;
+    ias = d2i_PKCS7_ISSUER_AND_SERIAL(NULL, &p, (long)innerlen);
+    if (ias == NULL || p != inner + innerlen) {
+        rc = SCEP_E_BAD_IAS;
+        goto fail;
+    }
+    if (X509_NAME_cmp(ias->issuer, X509_get_subject_name(ep->ca_cert)) != 0) {
+        rc = SCEP_E_UNKNOWN_CERT;
+        goto fail;
+    }
+    if (m->msgtype == SCEP_MSG_GETCRL) {
+        if ((rc = scep_service_crl(svc, ep->ca_id, &der, &derlen)) != SCEP_OK)
+            goto fail;
+        p = der;
+        if ((crl = d2i_X509_CRL(NULL, &p, (long)derlen)) == NULL) {
+            rc = SCEP_E_STORE;
+            goto fail;
+        }
+        reply_success_bundle(ep, m, NULL, crl, &env, r);
+        goto out;
+    }
+    {
+        /* serial as lower-case hex, as the store keeps it */
+        static const char hex[] = "0123456789abcdef";
+        const unsigned char *d = ASN1_STRING_get0_data(ias->serial);
+        int n = ASN1_STRING_length(ias->serial), i;
+        if (n <= 0 || n > 20) {
+            rc = SCEP_E_UNKNOWN_CERT;
+            goto fail;
+        }
+        for (i = 0; i < n; i++) {
+            serial[2 * i] = hex[d[i] >> 4];
+            serial[2 * i + 1] = hex[d[i] & 15];
+        }
+        serial[2 * n] = '\0';
+    }
+    rc = scep_store_get_cert(svc->store, serial, &info);
+    if (rc == SCEP_E_NO_ENTRY || (rc == SCEP_OK && info.ca_id != ep->ca_id)) {
+        rc = SCEP_E_UNKNOWN_CERT;
+        goto fail;
+    }
+    if (rc != SCEP_OK)
+        goto fail;
+    if ((cert = der_to_cert(info.der, info.der_len)) == NULL) {
+        rc = SCEP_E_STORE;
+        goto fail;
+    }
+    /* to its owner only: the request is signed with the certificate's key */
+    if (X509_PUBKEY_eq(X509_get_X509_PUBKEY(cert), X509_get_X509_PUBKEY(m->signer)) != 1) {
+        rc = SCEP_E_UNKNOWN_CERT;
+        goto fail;
+    }
+    if ((certs = sk_X509_new_null()) == NULL || !sk_X509_push(certs, cert) ||
+        (ep->getcert_chain && !sk_X509_push(certs, ep->ca_cert))) {
+        rc = SCEP_E_NOMEM;
+        goto fail;
+    }
+    reply_success_bundle(ep, m, certs, NULL, &env, r);
+    goto out;
+fail:
+    reply_status(ep, m, rc, SCEP_STATUS_FAILURE, r);
+out:
+    ERR_clear_error();
+    sk_X509_free(certs);
+    X509_free(cert);
+    X509_CRL_free(crl);
+    free(der);
+    free(info.der);
+    PKCS7_ISSUER_AND_SERIAL_free(ias);
+    OPENSSL_clear_free(inner, innerlen);
+}
+
 void
 scep_service_pkioperation(const struct scep_service *svc, const struct scep_endpoint *ep,
                           const unsigned char *der, size_t len, struct scep_result *r)
@@ -917,6 +1191,10 @@ scep_service_pkioperation(const struct scep_service *svc, const struct scep_endp
         break;
     case SCEP_MSG_CERTPOLL:
         certpoll(svc, ep, m, r);
+        break;
+    case SCEP_MSG_GETCERT:
+    case SCEP_MSG_GETCRL:
+        getcert_getcrl(svc, ep, m, r);
         break;
     default:
         reply_status(ep, m, SCEP_E_MSGTYPE, SCEP_STATUS_FAILURE, r);

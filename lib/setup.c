@@ -279,6 +279,25 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
     if ((rc = cert_der(ra, &ep.ra_cert_der, &ep.ra_cert_len)) != SCEP_OK ||
         (rc = scep_store_add_endpoint(store, &ep, &ep_id)) != SCEP_OK)
         goto out;
+    if (o->public_url != NULL) {
+        char url[512];
+        size_t n = strlen(o->public_url);
+        if ((strncmp(o->public_url, "http://", 7) != 0 &&
+             strncmp(o->public_url, "https://", 8) != 0) ||
+            n >= sizeof(url) || strpbrk(o->public_url, " \t\r\n\"<>") != NULL) {
+            seterr(errbuf, errlen,
+                   "--public-url %s: give the http(s) base URL clients reach scepd at, e.g. "
+                   "http://scep.example.com",
+                   o->public_url);
+            rc = SCEP_E_INVALID_ARG;
+            goto out;
+        }
+        memcpy(url, o->public_url, n + 1);
+        while (n > 0 && url[n - 1] == '/')
+            url[--n] = '\0';
+        if ((rc = scep_store_set_meta(store, "public_url", url)) != SCEP_OK)
+            goto out;
+    }
     scep_store_close(store);
     store = NULL;
 

@@ -1314,3 +1314,152 @@ out:
     sqlite3_finalize(st);
     return end_write(s, db, rc);
 }
+
+enum scep_err
+scep_store_revoke(struct scep_store *s, const char *serial, int reason, int64_t *ca_id)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    *ca_id = 0;
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db, "SELECT ca_id, status FROM certificate WHERE serial = ?", &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+    r = sqlite3_step(st);
+    if (r != SQLITE_ROW) {
+        rc = r == SQLITE_DONE ? SCEP_E_NO_ENTRY : map_rc(r);
+        goto out;
+    }
+    *ca_id = sqlite3_column_int64(st, 0);
+    if (sqlite3_column_text(st, 1) == NULL ||
+        strcmp((const char *)sqlite3_column_text(st, 1), "valid") != 0) {
+        rc = SCEP_E_CONFLICT;
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((r = prep(db,
+                  "UPDATE certificate SET status = 'revoked', revoked_at = ?, revocation_reason = ?"
+                  " WHERE serial = ? AND status = 'valid'",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, (int64_t)time(NULL));
+    sqlite3_bind_int(st, 2, reason);
+    sqlite3_bind_text(st, 3, serial, -1, SQLITE_STATIC);
+    rc = map_rc(sqlite3_step(st));
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
+}
+
+enum scep_err
+scep_store_each_revoked(struct scep_store *s, int64_t ca_id, scep_revoked_cb cb, void *arg)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db,
+                  "SELECT serial, revoked_at, revocation_reason FROM certificate"
+                  " WHERE ca_id = ? AND status = 'revoked' ORDER BY serial",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, ca_id);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cb(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+               sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 2))) {
+            rc = SCEP_E_INTERNAL;
+            goto out;
+        }
+    }
+    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+enum scep_err
+scep_store_get_crl(struct scep_store *s, int64_t ca_id, int64_t *number, unsigned char **der,
+                   size_t *der_len, int64_t *next_update)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    *der = NULL;
+    *der_len = 0;
+    *number = 0;
+    *next_update = 0;
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db, "SELECT crl_number, crl_der, crl_next_update FROM ca WHERE id = ?", &st)) !=
+        SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, ca_id);
+    r = sqlite3_step(st);
+    if (r != SQLITE_ROW) {
+        rc = r == SQLITE_DONE ? SCEP_E_NO_ENTRY : map_rc(r);
+        goto out;
+    }
+    *number = sqlite3_column_int64(st, 0);
+    *next_update = sqlite3_column_int64(st, 2);
+    if (sqlite3_column_type(st, 1) != SQLITE_BLOB) {
+        rc = SCEP_E_NO_ENTRY;
+        goto out;
+    }
+    *der = dup_blob(st, 1, der_len);
+    rc = *der != NULL ? SCEP_OK : SCEP_E_NOMEM;
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+enum scep_err
+scep_store_set_crl(struct scep_store *s, int64_t ca_id, int64_t number, const unsigned char *der,
+                   size_t der_len, int64_t next_update)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db,
+                  "UPDATE ca SET crl_number = ?, crl_der = ?, crl_next_update = ?"
+                  " WHERE id = ? AND crl_number < ?",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, number);
+    sqlite3_bind_blob(st, 2, der, (int)der_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, next_update);
+    sqlite3_bind_int64(st, 4, ca_id);
+    sqlite3_bind_int64(st, 5, number);
+    if ((r = sqlite3_step(st)) != SQLITE_DONE)
+        rc = map_rc(r);
+    else if (sqlite3_changes(db) != 1)
+        rc = SCEP_E_CONFLICT;
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
+}

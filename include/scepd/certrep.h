@@ -30,6 +30,7 @@ struct scep_certrep {
     EVP_PKEY *ra_key;              /* borrowed */
     /* SUCCESS only: */
     STACK_OF(X509) * certs;         /* issued certificate first; borrowed */
+    X509_CRL *crl;                  /* GetCRL: the CRL (RFC 8894 §3.3.2.1 Table 6); borrowed */
     X509 *recipient;                /* the request signer: the reply is encrypted to it */
     const struct scep_envinfo *env; /* cipher and key transport to mirror */
 };
@@ -43,6 +44,10 @@ enum scep_err scep_certrep_build(const struct scep_certrep *r, unsigned char **o
  * (built with the PKCS7 API, which keeps insertion order; CMS sorts).
  */
 enum scep_err scep_certs_only_der(STACK_OF(X509) * certs, unsigned char **out,
+                                  size_t *outlen) SCEP_WUR;
+
+/* The same with an optional CRL in the crls field (GetCRL replies). */
+enum scep_err scep_degenerate_der(STACK_OF(X509) * certs, X509_CRL *crl, unsigned char **out,
                                   size_t *outlen) SCEP_WUR;
 
 #endif

@@ -84,6 +84,10 @@ enum scep_errcat {
       "too early to renew: outside this endpoint's renewal window")                               \
     X(SCEP_E_RENEWAL_IDENTITY, "renewal_identity", SCEP_CAT_BADREQUEST,                           \
       "a renewal must ask for the same subject and names as the certificate it renews")           \
+    X(SCEP_E_BAD_IAS, "bad_ias", SCEP_CAT_BADREQUEST,                                              \
+      "the message content is not an IssuerAndSerialNumber")                                      \
+    X(SCEP_E_UNKNOWN_CERT, "unknown_cert", SCEP_CAT_BADCERTID,                                     \
+      "no certificate of this CA with this serial for this requester")                            \
     X(SCEP_E_REJECTED, "rejected", SCEP_CAT_BADREQUEST, "the request was rejected by an operator")  \
     X(SCEP_E_UNKNOWN_TXID, "unknown_txid", SCEP_CAT_BADCERTID,                                     \
       "no request with this transactionID for this key")                                          \

@@ -23,6 +23,7 @@ struct scep_issue_opts {
     X509 *ca_cert;     /* borrowed */
     EVP_PKEY *ca_key;  /* borrowed */
     int validity_days; /* 1..3650; clamped to the CA's notAfter */
+    const char *cdp_url; /* CRL distribution point URI, or NULL */
 };
 
 /*

@@ -27,6 +27,8 @@ struct scep_endpoint {
     int64_t id;
     char name[SCEP_NAME_MAX];
     int64_t ca_id;
+    char ca_name[SCEP_NAME_MAX];
+    char cdp_url[600]; /* CRL distribution point put in issued certificates, or "" */
     X509 *ca_cert;
     EVP_PKEY *ca_key;
     X509 *ra_cert;
@@ -100,6 +102,21 @@ enum scep_err scep_service_approve(const struct scep_service *svc, int64_t req_i
                                    char *serial_out, size_t serial_len) SCEP_WUR;
 enum scep_err scep_service_reject(const struct scep_service *svc, int64_t req_id,
                                   const char *reason) SCEP_WUR;
+
+/*
+ * Revocation: mark the certificate revoked (RFC 5280 reason code) and remake
+ * its CA's CRL.  SCEP_E_NO_ENTRY unknown serial, SCEP_E_CONFLICT already revoked.
+ */
+enum scep_err scep_service_revoke(const struct scep_service *svc, const char *serial, int reason)
+    SCEP_WUR;
+/* The CA's current CRL (DER, malloc'ed), made or remade when needed. */
+enum scep_err scep_service_crl(const struct scep_service *svc, int64_t ca_id, unsigned char **der,
+                               size_t *len) SCEP_WUR;
+/* The first endpoint of the CA with this name (for /crl/NAME.crl), or NULL. */
+const struct scep_endpoint *scep_service_endpoint_for_ca(const struct scep_service *svc,
+                                                         const char *ca_name, size_t len);
+/* Periodic work (call every minute or so): CRLs remade before their nextUpdate. */
+void scep_service_maintain(const struct scep_service *svc);
 
 /* A plain-text HTTP error reply for err (no CertRep possible). */
 void scep_service_http_error(enum scep_err err, struct scep_result *r);

@@ -40,6 +40,7 @@ struct scep_init_opts {
     int refuse_des;       /* default endpoint refuses single-DES requests */
     int validity_days;    /* 0: 365 */
     int approval_manual;  /* requests wait for an operator (PENDING) */
+    const char *public_url;  /* base URL clients reach scepd at (CRL distribution points) */
     int renewal_window_days; /* renew not earlier than this before expiry; 0 = any time */
     int renewal_grace_days;  /* an expired certificate may still renew this long */
     int revoke_on_renewal;   /* revoke the renewed certificate (superseded) */

@@ -201,6 +201,26 @@ typedef int (*scep_cert_cb)(void *arg, const struct scep_cert_row *row);
 /* Every certificate, oldest first.  Borrowed row values live during the call. */
 enum scep_err scep_store_each_cert(struct scep_store *s, scep_cert_cb cb, void *arg) SCEP_WUR;
 
+/*
+ * Revoke a valid certificate (RFC 5280 reason code).  SCEP_E_NO_ENTRY for an
+ * unknown serial, SCEP_E_CONFLICT when it is already revoked.  *ca_id gets
+ * its CA (whose CRL must be remade).
+ */
+enum scep_err scep_store_revoke(struct scep_store *s, const char *serial, int reason,
+                                int64_t *ca_id) SCEP_WUR;
+typedef int (*scep_revoked_cb)(void *arg, const char *serial, int64_t revoked_at, int reason);
+/* Every revoked certificate of a CA. */
+enum scep_err scep_store_each_revoked(struct scep_store *s, int64_t ca_id, scep_revoked_cb cb,
+                                      void *arg) SCEP_WUR;
+/* The CA's current CRL (SCEP_E_NO_ENTRY when none yet). *der malloc'ed. */
+enum scep_err scep_store_get_crl(struct scep_store *s, int64_t ca_id, int64_t *number,
+                                 unsigned char **der, size_t *der_len, int64_t *next_update)
+    SCEP_WUR;
+/* Store a new CRL if number is greater than the stored one (else SCEP_E_CONFLICT). */
+enum scep_err scep_store_set_crl(struct scep_store *s, int64_t ca_id, int64_t number,
+                                 const unsigned char *der, size_t der_len, int64_t next_update)
+    SCEP_WUR;
+
 /* Key-value settings of the installation ("schema_version", ...). */
 enum scep_err scep_store_get_meta(struct scep_store *s, const char *key, char *val,
                                   size_t vlen) SCEP_WUR;

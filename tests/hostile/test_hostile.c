@@ -21,13 +21,13 @@
  *    challenge without TTL or use count.
  *  - A5 challenge bound to identity X, CSR for Y; P4 "identity other than
  *    the challenge's": challenges carry no identity.
- *  - A6, A7, K5 RenewalReq cases: RenewalReq is refused by default deny
- *    (C8/C9 assert that), there is no renewal to attack.
  *  - P6 key or DN already certified for another identity: scepd has no
  *    uniqueness policy to pin yet (a second txid for a known key issues).
  *  - A10 decryption-oracle endpoint: the admin API is HTTP (tests/http).
  *  - F2-F4, F6-F10, F12, K1, K3: need a running daemon, faketime or a
  *    fault injector (F1/F5 are in test_faults.sh; F11 is S7 below).
+ *  - A6 expired signer and K5 not-yet-valid signer: need a clock or a
+ *    back-dated row; the other A6 signers and A7 are below.
  */
 #include "hostile_util.h"
 
@@ -843,6 +843,29 @@ test_hostile_C19_ec_explicit_parameters(void **state)
 
 /* ---- P: CSR and issuance policy ---------------------------------------- */
 
+/* 1 when the text form of any extension of c contains needle. */
+static int
+cert_mentions(X509 *c, const char *needle)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *data = NULL, *z;
+    long n;
+    int i, found;
+
+    assert_non_null(b);
+    for (i = 0; i < X509_get_ext_count(c); i++)
+        X509V3_EXT_print(b, X509_get_ext(c, i), 0, 0);
+    n = BIO_get_mem_data(b, &data);
+    z = malloc((size_t)n + 1);
+    assert_non_null(z);
+    memcpy(z, data, (size_t)n);
+    z[n] = '\0';
+    found = strstr(z, needle) != NULL;
+    free(z);
+    BIO_free(b);
+    return found;
+}
+
 /* P3: a CSR asking for CA powers gets the end-entity profile and nothing it asked for. */
 static void
 test_hostile_P3_requested_extensions_ignored(void **state)
@@ -870,7 +893,8 @@ test_hostile_P3_requested_extensions_ignored(void **state)
     req_with_csr(&q, f, test_key(0), name, TEST_CHALLENGE, exts);
     c = hu_expect_success(f, &q, test_key(0)); /* lints BC/KU/EKU and the allowed set */
     assert_int_equal(X509_get_ext_by_NID(c, NID_name_constraints, -1), -1);
-    assert_int_equal(X509_get_ext_by_NID(c, NID_crl_distribution_points, -1), -1);
+    /* a CDP of the CA's own may be there (CRL support); the CSR's URLs never */
+    assert_false(cert_mentions(c, "evil.example"));
     assert_int_equal(X509_get_ext_by_NID(c, NID_info_access, -1), -1);
     assert_int_equal(X509_get_ext_by_OBJ(c, unk, -1), -1);
     assert_int_equal(X509_get_key_usage(c) & (KU_KEY_CERT_SIGN | KU_CRL_SIGN), 0);
@@ -1211,6 +1235,129 @@ test_hostile_A9_challenge_not_in_database(void **state)
     }
 }
 
+/* A certificate for q's CSR key and subject from ca/ca_key, not recorded anywhere. */
+static X509 *
+unrecorded_cert(struct hu_req *q, X509 *ca, EVP_PKEY *ca_key)
+{
+    const unsigned char *p = q->csr;
+    X509_REQ *req = d2i_X509_REQ(NULL, &p, (long)q->csr_len);
+    struct scep_issue_opts io;
+    char serial[SCEP_SERIAL_HEX];
+    X509 *c = NULL;
+
+    assert_non_null(req);
+    memset(&io, 0, sizeof(io));
+    io.ca_cert = ca;
+    io.ca_key = ca_key;
+    io.validity_days = 30;
+    assert_int_equal(scep_issue_cert(req, &io, &c, serial), SCEP_OK);
+    X509_REQ_free(req);
+    return c;
+}
+
+/* A RenewalReq for a new CSR (key, dn) signed by signer with signer_key. */
+static void
+renewal_make(struct hu_req *q, struct fixture *f, EVP_PKEY *key, const char *dn, X509 *signer,
+             EVP_PKEY *signer_key)
+{
+    hu_req_simple(q, f, key, dn, NULL);
+    q->msg.req.msgtype = 17;
+    q->msg.req.signer_cert = signer; /* borrowed; q->signer (self-signed) is unused */
+    q->msg.req.signer_key = signer_key;
+    hu_req_build(q);
+}
+
+/*
+ * A6: a RenewalReq signed by a self-signed certificate, by a certificate
+ * of a foreign CA with our CA's very name, by a certificate our CA key
+ * signed but we never issued, by a revoked certificate, and by a valid one
+ * for another identity: FAILURE badRequest each time, no certificate.  The
+ * valid same-identity renewal (new key) succeeds.
+ */
+static void
+test_hostile_A6_renewal_signers(void **state)
+{
+    struct fixture *f = *state;
+    X509_NAME *caname = X509_NAME_dup(X509_get_subject_name(f->ca));
+    EVP_PKEY *fkey = test_key(7);
+    X509 *foreign = NULL, *old, *bad, *renewed;
+    struct hu_req q, r;
+    char serial[64];
+
+    /* the certificate to renew */
+    hu_req_simple(&q, f, test_key(0), "CN=a6-device", TEST_CHALLENGE);
+    old = hu_expect_success(f, &q, test_key(0));
+
+    /* self-signed */
+    renewal_make(&r, f, test_key(1), "CN=a6-device", q.signer, test_key(0));
+    hu_expect_failure(f, &r, 2, SCEP_E_RENEWAL_SIGNER);
+    hu_req_clear(&r);
+    /* a foreign root that calls itself by our CA's name */
+    assert_int_equal(scep_pki_make_root(fkey, caname, 30, &foreign), SCEP_OK);
+    bad = unrecorded_cert(&q, foreign, fkey);
+    renewal_make(&r, f, test_key(1), "CN=a6-device", bad, test_key(0));
+    hu_expect_failure(f, &r, 2, SCEP_E_RENEWAL_SIGNER);
+    hu_req_clear(&r);
+    X509_free(bad);
+    /* signed by our CA key but never issued (no row): not ours to renew */
+    bad = unrecorded_cert(&q, f->ca, f->ep->ca_key);
+    renewal_make(&r, f, test_key(1), "CN=a6-device", bad, test_key(0));
+    hu_expect_failure(f, &r, 2, SCEP_E_RENEWAL_SIGNER);
+    hu_req_clear(&r);
+    X509_free(bad);
+    /* ours, but for another identity than the CSR asks */
+    renewal_make(&r, f, test_key(1), "CN=a6-admin", old, test_key(0));
+    hu_expect_failure(f, &r, 2, SCEP_E_RENEWAL_IDENTITY);
+    hu_req_clear(&r);
+    /* signed with the certificate but another key (no possession of the old key) */
+    renewal_make(&r, f, test_key(1), "CN=a6-device", old, test_key(1));
+    hu_expect_http(f, r.der, r.der_len, 400, SCEP_E_BAD_SIGNATURE);
+    hu_req_clear(&r);
+    assert_int_equal(test_cert_count(f), 1);
+
+    /* control: the same identity, a new key */
+    renewal_make(&r, f, test_key(1), "CN=a6-device", old, test_key(0));
+    renewed = hu_expect_success(f, &r, test_key(1));
+    assert_int_not_equal(
+        ASN1_INTEGER_cmp(X509_get0_serialNumber(old), X509_get0_serialNumber(renewed)), 0);
+    hu_req_clear(&r);
+    assert_int_equal(test_cert_count(f), 2);
+
+    /* revoked: the renewed certificate, revoked, cannot renew again */
+    scep_serial_hex(renewed, serial, sizeof(serial));
+    assert_int_equal(scep_service_revoke(f->svc, serial, 1), SCEP_OK);
+    renewal_make(&r, f, test_key(2), "CN=a6-device", renewed, test_key(1));
+    hu_expect_failure(f, &r, 2, SCEP_E_RENEWAL_REVOKED);
+    hu_req_clear(&r);
+    assert_int_equal(test_cert_count(f), 2);
+
+    X509_free(renewed);
+    X509_free(old);
+    X509_free(foreign);
+    X509_NAME_free(caname);
+    hu_req_clear(&q);
+}
+
+/* A7: a renewal that keeps its key is allowed (pinned: no key rollover required). */
+static void
+test_hostile_A7_renewal_same_key(void **state)
+{
+    struct fixture *f = *state;
+    struct hu_req q, r;
+    X509 *old, *renewed;
+
+    hu_req_simple(&q, f, test_key(0), "CN=a7", TEST_CHALLENGE);
+    old = hu_expect_success(f, &q, test_key(0));
+    renewal_make(&r, f, test_key(0), "CN=a7", old, test_key(0));
+    renewed = hu_expect_success(f, &r, test_key(0));
+    assert_int_not_equal(X509_cmp(old, renewed), 0);
+    assert_int_equal(test_cert_count(f), 2);
+    X509_free(old);
+    X509_free(renewed);
+    hu_req_clear(&q);
+    hu_req_clear(&r);
+}
+
 /* K2: signingTime is not checked (pinned): far in the past or future still issues. */
 static void
 test_hostile_K2_signing_time_ignored(void **state)
@@ -1229,6 +1376,46 @@ test_hostile_K2_signing_time_ignored(void **state)
     X509_free(c);
     hu_req_clear(&q);
     ASN1_TIME_free(t);
+}
+
+/* K4: a certificate whose notAfter is in 2050 or later carries it as GeneralizedTime. */
+static void
+test_hostile_K4_generalized_time_after_2049(void **state)
+{
+    char base[] = "/tmp/scepd-hostile-k4-XXXXXX", cf[300], kf[300], cmd[400];
+    struct scep_init_opts o;
+    X509_NAME *n = hu_name("CN=Long Root,O=Example");
+    EVP_PKEY *k = NULL;
+    X509 *ca = NULL, *c;
+    struct fixture *f;
+    struct hu_req q;
+
+    (void)state;
+    assert_non_null(mkdtemp(base));
+    snprintf(cf, sizeof(cf), "%s/ca.pem", base);
+    snprintf(kf, sizeof(kf), "%s/ca.key", base);
+    assert_int_equal(scep_pki_genkey("rsa:2048", &k), SCEP_OK);
+    assert_int_equal(scep_pki_make_root(k, n, 40 * 366, &ca), SCEP_OK); /* past 2050 */
+    assert_int_equal(scep_pki_write_cert(cf, ca), SCEP_OK);
+    assert_int_equal(scep_pki_write_key(kf, k), SCEP_OK);
+    memset(&o, 0, sizeof(o));
+    o.ca_cert_file = cf;
+    o.ca_key_file = kf;
+    o.validity_days = 36500;
+    f = fixture_new(&o);
+    scep_log_set_level(SCEP_LOG_DEBUG);
+    hu_req_simple(&q, f, test_key(0), "CN=k4", TEST_CHALLENGE);
+    c = hu_expect_success(f, &q, test_key(0));
+    assert_int_equal(ASN1_STRING_type(X509_get0_notAfter(c)), V_ASN1_GENERALIZEDTIME);
+    assert_int_equal(ASN1_STRING_type(X509_get0_notBefore(c)), V_ASN1_UTCTIME);
+    X509_free(c);
+    hu_req_clear(&q);
+    fixture_free(f);
+    X509_free(ca);
+    EVP_PKEY_free(k);
+    X509_NAME_free(n);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* ---- S: transaction state ---------------------------------------------- */
@@ -1751,7 +1938,10 @@ main(void)
         T(test_hostile_A1_no_challenge),
         T(test_hostile_A2_wrong_challenge),
         T(test_hostile_A9_challenge_not_in_database),
+        T(test_hostile_A6_renewal_signers),
+        T(test_hostile_A7_renewal_same_key),
         T(test_hostile_K2_signing_time_ignored),
+        cmocka_unit_test(test_hostile_K4_generalized_time_after_2049),
         T(test_hostile_S1_byte_identical_replay),
         T(test_hostile_S2_same_txid_other_key),
         T(test_hostile_S3_same_txid_same_key_other_csr),

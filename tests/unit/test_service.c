@@ -233,6 +233,8 @@ test_service_msgtype_default_deny(void **state)
             expect_failure(f, &t, test_key(0), 4, SCEP_E_UNKNOWN_TXID);
         else if (v == 17) /* RenewalReq is implemented: a self-signed signer is refused */
             expect_failure(f, &t, test_key(0), 2, SCEP_E_RENEWAL_SIGNER);
+        else if (v == 21 || v == 22) /* GetCert/GetCRL: a CSR is not an IssuerAndSerialNumber */
+            expect_failure(f, &t, test_key(0), 2, SCEP_E_BAD_IAS);
         else
             expect_failure(f, &t, test_key(0), 2, SCEP_E_MSGTYPE);
     }
