@@ -207,6 +207,8 @@ void
 scep_client_reply_clear(struct scep_client_reply *r)
 {
     X509_free(r->cert);
+    X509_CRL_free(r->crl);
+    sk_X509_pop_free(r->certs, X509_free);
     memset(r, 0, sizeof(*r));
     r->fail_info = -1;
 }
@@ -229,30 +231,37 @@ attr_text(CMS_SignerInfo *si, int nid, char *buf, size_t len)
     return n;
 }
 
-/* The certificate for key inside a DER certs-only SignedData. */
-static X509 *
-find_cert(const unsigned char *der, size_t len, EVP_PKEY *key)
+/* The certificates and CRL of a DER degenerate SignedData; the one for key in out->cert. */
+static int
+read_bundle(const unsigned char *der, size_t len, EVP_PKEY *key, struct scep_client_reply *out)
 {
     const unsigned char *p = der;
     PKCS7 *p7 = d2i_PKCS7(NULL, &p, (long)len);
-    STACK_OF(X509) * certs;
-    X509 *found = NULL;
-    int i;
+    STACK_OF(X509) *certs;
+    int i, ok = 0;
 
     if (p7 == NULL || p != der + len || !PKCS7_type_is_signed(p7) || p7->d.sign == NULL)
         goto out;
     certs = p7->d.sign->cert;
+    if ((out->certs = sk_X509_new_null()) == NULL)
+        goto out;
     for (i = 0; certs != NULL && i < sk_X509_num(certs); i++) {
         X509 *c = sk_X509_value(certs, i);
-        if (EVP_PKEY_eq(X509_get0_pubkey(c), key) == 1 && X509_up_ref(c)) {
-            found = c;
-            break;
-        }
+        if (!X509_up_ref(c) || !sk_X509_push(out->certs, c))
+            goto out;
+        if (out->cert == NULL && EVP_PKEY_eq(X509_get0_pubkey(c), key) == 1 && X509_up_ref(c))
+            out->cert = c;
     }
+    if (p7->d.sign->crl != NULL && sk_X509_CRL_num(p7->d.sign->crl) > 0) {
+        out->crl = sk_X509_CRL_value(p7->d.sign->crl, 0);
+        if (!X509_CRL_up_ref(out->crl))
+            out->crl = NULL;
+    }
+    ok = out->cert != NULL || out->crl != NULL;
 out:
     PKCS7_free(p7);
     ERR_clear_error();
-    return found;
+    return ok;
 }
 
 enum scep_err
@@ -346,7 +355,7 @@ scep_client_parse_reply(const unsigned char *der, size_t len, X509 *ra_cert,
     if (bm == NULL || bm->length == 0)
         goto out;
     rc = SCEP_E_NO_ENTRY;
-    if ((out->cert = find_cert((const unsigned char *)bm->data, bm->length, cert_key)) == NULL)
+    if (!read_bundle((const unsigned char *)bm->data, bm->length, cert_key, out))
         goto out;
     rc = SCEP_OK;
 out:

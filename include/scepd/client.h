@@ -53,13 +53,16 @@ struct scep_client_reply {
     int fail_info; /* -1 when absent */
     char fail_text[256];
     X509 *cert; /* SUCCESS: the certificate for key; owned (X509_free) */
+    X509_CRL *crl;         /* SUCCESS to GetCRL: the CRL; owned */
+    STACK_OF(X509) *certs; /* SUCCESS: every certificate of the reply, in order; owned */
 };
 
 /*
  * Verify a CertRep: signed by ra_cert, messageType 3, transactionID and
  * recipientNonce equal to req's, pkiStatus present, failInfo iff FAILURE;
  * on SUCCESS decrypt with req->signer_key and find the certificate whose
- * public key is cert_key (the CSR's key).  cert_key NULL: check the
+ * public key is cert_key (the CSR's key); a GetCRL reply's CRL goes to
+ * out->crl (then no certificate is needed).  cert_key NULL: check the
  * signature and attributes only, leave out->cert NULL (load generators).  SCEP_E_BAD_SIGNATURE /
  * SCEP_E_ATTR / SCEP_E_DECRYPT / SCEP_E_NO_ENTRY (no matching certificate).
  */

@@ -908,6 +908,139 @@ test_service_renewal_foreign_signer(void **state)
     X509_NAME_free(n);
 }
 
+/* An IssuerAndSerialNumber request (GetCert 21 / GetCRL 22) signed with owner/key. */
+static void
+ias_req(struct test_req *t, struct fixture *f, X509 *owner, EVP_PKEY *key, X509 *about, int type,
+        const char *txid)
+{
+    PKCS7_ISSUER_AND_SERIAL *ias = PKCS7_ISSUER_AND_SERIAL_new();
+    unsigned char *der = NULL;
+    int n;
+
+    memset(t, 0, sizeof(*t));
+    assert_non_null(ias);
+    X509_NAME_free(ias->issuer);
+    ias->issuer = X509_NAME_dup(X509_get_issuer_name(about));
+    ASN1_INTEGER_free(ias->serial);
+    ias->serial = ASN1_INTEGER_dup(X509_get0_serialNumber(about));
+    n = i2d_PKCS7_ISSUER_AND_SERIAL(ias, &der);
+    assert_true(n > 0);
+    t->csr = malloc((size_t)n);
+    memcpy(t->csr, der, (size_t)n);
+    t->csr_len = (size_t)n;
+    OPENSSL_free(der);
+    PKCS7_ISSUER_AND_SERIAL_free(ias);
+    X509_up_ref(owner);
+    t->signer = owner;
+    snprintf(t->txid, sizeof(t->txid), "%s", txid);
+    t->req.msgtype = type;
+    t->req.txid = t->txid;
+    t->req.signer_cert = owner;
+    t->req.signer_key = key;
+    t->req.inner = t->csr;
+    t->req.inner_len = t->csr_len;
+    t->req.recipient = f->ra;
+    test_req_build(t);
+}
+
+/* GetCert to the owner; GetCRL lists a revoked serial and verifies with the CA key. */
+static void
+test_service_getcert_getcrl_revoke(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t, u, v;
+    struct scep_result r;
+    struct scep_client_reply rep;
+    X509 *a, *b;
+    char serial[48];
+    unsigned char *der = NULL;
+    size_t len = 0;
+    const unsigned char *p;
+    X509_CRL *crl;
+    X509_REVOKED *rev = NULL;
+
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=owner", TEST_CHALLENGE);
+    a = expect_success(f, &t, test_key(0), "owner");
+    test_req_make(&u, f, test_key(1), test_key(1), "CN=other", TEST_CHALLENGE);
+    b = expect_success(f, &u, test_key(1), "other");
+    /* GetCert by its owner: the certificate comes back */
+    ias_req(&v, f, a, test_key(0), a, 21, "getcert-1");
+    test_run(f, v.der, v.der_len, &r);
+    test_reply(f, &r, &v, test_key(0), &rep);
+    assert_int_equal(rep.status, 0);
+    assert_int_equal(X509_cmp(rep.cert, a), 0);
+    assert_int_equal(sk_X509_num(rep.certs), 1); /* single form by default */
+    scep_client_reply_clear(&rep);
+    scep_result_clear(&r);
+    test_req_clear(&v);
+    /* someone else's certificate: badCertId */
+    ias_req(&v, f, a, test_key(0), b, 21, "getcert-2");
+    expect_failure(f, &v, test_key(0), 4, SCEP_E_UNKNOWN_CERT);
+    test_req_clear(&v);
+
+    /* revoke b; the CRL is remade and lists it */
+    scep_serial_hex(b, serial, sizeof(serial));
+    assert_int_equal(scep_service_revoke(f->svc, serial, 1), SCEP_OK);
+    assert_int_equal(scep_service_revoke(f->svc, serial, 1), SCEP_E_CONFLICT);
+    assert_int_equal(scep_service_revoke(f->svc, "00ff", 1), SCEP_E_NO_ENTRY);
+    ias_req(&v, f, a, test_key(0), a, 22, "getcrl-1");
+    test_run(f, v.der, v.der_len, &r);
+    test_reply(f, &r, &v, test_key(0), &rep);
+    assert_int_equal(rep.status, 0);
+    assert_non_null(rep.crl);
+    assert_int_equal(X509_CRL_verify(rep.crl, X509_get0_pubkey(f->ca)), 1);
+    assert_int_equal(X509_CRL_get0_by_serial(rep.crl, &rev, X509_get0_serialNumber(b)), 1);
+    assert_int_equal(X509_CRL_get0_by_serial(rep.crl, &rev, X509_get0_serialNumber(a)), 0);
+    scep_client_reply_clear(&rep);
+    scep_result_clear(&r);
+    test_req_clear(&v);
+    /* the same CRL as the HTTP route serves */
+    assert_int_equal(scep_service_crl(f->svc, f->ep->ca_id, &der, &len), SCEP_OK);
+    p = der;
+    crl = d2i_X509_CRL(NULL, &p, (long)len);
+    assert_non_null(crl);
+    assert_int_equal(X509_CRL_get0_by_serial(crl, &rev, X509_get0_serialNumber(b)), 1);
+    X509_CRL_free(crl);
+    free(der);
+    /* a revoked certificate is refused for renewal */
+    renewal_req(&v, f, b, test_key(1), test_key(2), "CN=other", 17, "renew-revoked");
+    expect_failure(f, &v, test_key(1), 2, SCEP_E_RENEWAL_REVOKED);
+    test_req_clear(&v);
+    X509_free(a);
+    X509_free(b);
+    test_req_clear(&t);
+    test_req_clear(&u);
+}
+
+/* With a public URL, issued certificates name the CRL distribution point. */
+static void
+test_service_cdp_with_public_url(void **state)
+{
+    struct scep_init_opts o;
+    struct fixture *f;
+    struct test_req t;
+    X509 *c;
+    STACK_OF(DIST_POINT) *cdp;
+    GENERAL_NAME *gn;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.public_url = "http://scep.example.com/";
+    f = fixture_new(&o);
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=cdp", TEST_CHALLENGE);
+    c = expect_success(f, &t, test_key(0), "cdp");
+    cdp = X509_get_ext_d2i(c, NID_crl_distribution_points, NULL, NULL);
+    assert_non_null(cdp);
+    gn = sk_GENERAL_NAME_value(sk_DIST_POINT_value(cdp, 0)->distpoint->name.fullname, 0);
+    assert_int_equal(gn->type, GEN_URI);
+    assert_string_equal((const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier),
+                        "http://scep.example.com/crl/default.crl");
+    CRL_DIST_POINTS_free(cdp);
+    X509_free(c);
+    test_req_clear(&t);
+    fixture_free(f);
+}
+
 int
 main(void)
 {
@@ -936,6 +1069,8 @@ main(void)
         cmocka_unit_test(test_service_renewal_superseded_then_refused),
         cmocka_unit_test(test_service_renewal_window),
         cmocka_unit_test_setup_teardown(test_service_renewal_foreign_signer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_getcert_getcrl_revoke, setup, teardown),
+        cmocka_unit_test(test_service_cdp_with_public_url),
         cmocka_unit_test_setup_teardown(test_service_getcacaps_and_getcacert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_ra_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_certrep_signature_algorithm, setup, teardown),
