@@ -11,7 +11,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 source "$HERE/lib.sh" "${1:-}"
-require_bin "$SCEPD" "$SCEPCTL" pki openssl python3 timeout
+require_bin "$SCEPD" "$SCEPCTL" pki openssl python3 timeout curl
 CHALLENGE="renew-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 pki_q() { pki "$@" 2> >(grep -v -e 'libtss2-tcti' -e "plugin 'tpm'" >&2); }
 
@@ -46,6 +46,25 @@ if openssl x509 -in "$WORK/new.crt" -noout -ext subjectAltName 2>/dev/null | gre
 ctl_certs_json "$D" "$WORK/certs.json"
 st=$(python3 -c 'import json,sys; print({c["serial"]: c["status"] for c in json.load(open(sys.argv[1]))}.get(sys.argv[2], "missing"))' "$WORK/certs.json" "$old_serial")
 if [[ $st == revoked ]]; then pass renewal-old-superseded; else fail renewal-old-superseded "old certificate status: $st"; fi
+
+# revocation through scepctl; the CRL at /crl/default.crl lists it and verifies
+new_serial=$(openssl x509 -in "$WORK/new.crt" -noout -serial | cut -d= -f2)
+if "$SCEPCTL" --data "$D" certs revoke "$new_serial" --reason keyCompromise >"$WORK/revoke.out" 2>&1; then
+    pass revoke-scepctl; else fail revoke-scepctl "$(cat "$WORK/revoke.out")"; fi
+curl -fs -o "$WORK/crl.der" "${SCEPD_URL%/scep}/crl/default.crl" || true
+if openssl crl -inform DER -in "$WORK/crl.der" -CAfile "$D/ca.crt" -noout 2>&1 | grep -q 'verify OK' &&
+    openssl crl -inform DER -in "$WORK/crl.der" -noout -text | grep -qi "Serial Number: $new_serial" &&
+    openssl crl -inform DER -in "$WORK/crl.der" -noout -text | grep -qi "Serial Number: $old_serial" &&
+    openssl crl -inform DER -in "$WORK/crl.der" -noout -text | grep -q "Key Compromise"; then
+    pass crl-lists-revoked
+else fail crl-lists-revoked "$(openssl crl -inform DER -in "$WORK/crl.der" -noout -text 2>&1 | head -20)"; fi
+if openssl verify -crl_check -CAfile "$D/ca.crt" -CRLfile <(openssl crl -inform DER -in "$WORK/crl.der") \
+    "$WORK/new.crt" >/dev/null 2>&1; then fail crl-check-refuses "openssl verify -crl_check accepted a revoked certificate"
+else pass crl-check-refuses; fi
+rc=0
+"$SCEPCTL" --data "$D" certs revoke "$new_serial" >"$WORK/revoke2.out" 2>&1 || rc=$?
+if [[ $rc == 1 ]] && grep -q "already revoked" "$WORK/revoke2.out"; then pass revoke-twice-refused; else
+    fail revoke-twice-refused "rc=$rc $(cat "$WORK/revoke2.out")"; fi
 
 # a certificate from another CA cannot renew (micromdm/scep #117)
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/other-ca.key" -out "$WORK/other-ca.crt" \
