@@ -1265,6 +1265,7 @@ renewal_make(struct hu_req *q, struct fixture *f, EVP_PKEY *key, const char *dn,
     q->msg.req.msgtype = 17;
     q->msg.req.signer_cert = signer; /* borrowed; q->signer (self-signed) is unused */
     q->msg.req.signer_key = signer_key;
+    fprintf(stderr, "DEBUG renewal_make match=%d\n", X509_check_private_key(signer, signer_key));
     hu_req_build(q);
 }
 

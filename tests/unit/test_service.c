@@ -1041,6 +1041,64 @@ test_service_cdp_with_public_url(void **state)
     fixture_free(f);
 }
 
+/* EC client keys: the CSR and signer are ECDSA; the reply is encrypted with ECDH (KARI). */
+static void
+test_service_ec_client_keys(void **state)
+{
+    struct fixture *f = *state;
+    static const char *specs[] = {"ec:p256", "ec:p384"};
+    size_t i;
+
+    for (i = 0; i < 2; i++) {
+        EVP_PKEY *k = NULL;
+        struct test_req t;
+        struct scep_result r;
+        struct scep_client_reply rep;
+        const unsigned char *p;
+        CMS_ContentInfo *cms, *env;
+        BIO *content = BIO_new(BIO_s_mem());
+        BUF_MEM *bm;
+        STACK_OF(CMS_RecipientInfo) *ris;
+        X509 *c;
+
+        assert_int_equal(scep_pki_genkey(specs[i], &k), SCEP_OK);
+        test_req_make(&t, f, k, k, i == 0 ? "CN=ec-256" : "CN=ec-384", TEST_CHALLENGE);
+        t.req.cipher = i == 0 ? "AES-128-CBC" : "AES-256-CBC";
+        test_req_build(&t);
+        c = expect_success(f, &t, k, i == 0 ? "ec-256" : "ec-384");
+        assert_int_equal(EVP_PKEY_get_base_id(X509_get0_pubkey(c)), EVP_PKEY_EC);
+        assert_true(X509_get_key_usage(c) & KU_KEY_AGREEMENT);
+        assert_false(X509_get_key_usage(c) & KU_KEY_ENCIPHERMENT);
+        X509_free(c);
+        /* the reply's envelope is key agreement, not key transport */
+        t.req.nonce_len = 0;
+        test_req_build(&t);
+        test_run(f, t.der, t.der_len, &r);
+        p = r.body;
+        cms = d2i_CMS_ContentInfo(NULL, &p, (long)r.body_len);
+        assert_non_null(cms);
+        assert_int_equal(CMS_verify(cms, NULL, NULL, NULL, content,
+                                    CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY),
+                         1);
+        BIO_get_mem_ptr(content, &bm);
+        p = (const unsigned char *)bm->data;
+        env = d2i_CMS_ContentInfo(NULL, &p, (long)bm->length);
+        assert_non_null(env);
+        ris = CMS_get0_RecipientInfos(env);
+        assert_int_equal(CMS_RecipientInfo_type(sk_CMS_RecipientInfo_value(ris, 0)),
+                         CMS_RECIPINFO_AGREE);
+        test_reply(f, &r, &t, k, &rep);
+        assert_non_null(rep.cert);
+        scep_client_reply_clear(&rep);
+        CMS_ContentInfo_free(env);
+        CMS_ContentInfo_free(cms);
+        BIO_free(content);
+        scep_result_clear(&r);
+        test_req_clear(&t);
+        EVP_PKEY_free(k);
+    }
+}
+
 int
 main(void)
 {
@@ -1071,6 +1129,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_service_renewal_foreign_signer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_getcert_getcrl_revoke, setup, teardown),
         cmocka_unit_test(test_service_cdp_with_public_url),
+        cmocka_unit_test_setup_teardown(test_service_ec_client_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_getcacaps_and_getcacert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_ra_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_certrep_signature_algorithm, setup, teardown),
