@@ -6,8 +6,10 @@
  * checked before any operation on the key beyond the self-signature).
  */
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
+#include <openssl/asn1t.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/core_names.h>
@@ -17,6 +19,7 @@
 #include <openssl/sha.h>
 
 #include "scepd/csr.h"
+#include "scepd/num.h"
 
 enum scep_err
 scep_csr_parse(const unsigned char *der, size_t len, X509_REQ **out)
@@ -218,4 +221,94 @@ STACK_OF(X509_EXTENSION) * scep_csr_extensions(X509_REQ *req)
 
     ERR_clear_error();
     return exts;
+}
+
+/*
+ * EnrollmentNameValuePair ::= SEQUENCE { name BMPString, value BMPString }
+ * (OpenSSL's ASN.1 template macros need the typedef.)
+ */
+typedef struct scep_nvp_st {
+    ASN1_BMPSTRING *name;
+    ASN1_BMPSTRING *value;
+} SCEP_NVP;
+
+ASN1_SEQUENCE(SCEP_NVP) = {
+    ASN1_SIMPLE(SCEP_NVP, name, ASN1_BMPSTRING),
+    ASN1_SIMPLE(SCEP_NVP, value, ASN1_BMPSTRING),
+} static_ASN1_SEQUENCE_END(SCEP_NVP)
+
+/* UTF-8 of a BMPString into buf; 0 on failure or when too long. */
+static int
+bmp_text(const ASN1_BMPSTRING *s, char *buf, size_t len)
+{
+    unsigned char *u = NULL;
+    int n = ASN1_STRING_to_UTF8(&u, s);
+    int ok = n >= 0 && (size_t)n < len && memchr(u, 0, (size_t)n) == NULL;
+
+    if (ok) {
+        memcpy(buf, u, (size_t)n);
+        buf[n] = '\0';
+    }
+    OPENSSL_free(u);
+    return ok;
+}
+
+enum scep_err
+scep_csr_requested_validity(X509_REQ *req, long long *seconds)
+{
+    int nid = OBJ_txt2nid("1.3.6.1.4.1.311.13.2.1"), loc = -1, i;
+    char period[64] = "", units[64] = "";
+    long long count = 0, mult;
+
+    *seconds = 0;
+    if (nid == NID_undef)
+        return SCEP_E_NO_ENTRY;
+    while ((loc = X509_REQ_get_attr_by_NID(req, nid, loc)) >= 0) {
+        X509_ATTRIBUTE *a = X509_REQ_get_attr(req, loc);
+        for (i = 0; a != NULL && i < X509_ATTRIBUTE_count(a); i++) {
+            ASN1_TYPE *v = X509_ATTRIBUTE_get0_type(a, i);
+            const unsigned char *p;
+            SCEP_NVP *nvp;
+            char name[64], value[64];
+            if (v == NULL || v->type != V_ASN1_SEQUENCE)
+                return SCEP_E_CSR_PARSE;
+            p = ASN1_STRING_get0_data(v->value.sequence);
+            nvp = (SCEP_NVP *)ASN1_item_d2i(NULL, &p, ASN1_STRING_length(v->value.sequence),
+                                            ASN1_ITEM_rptr(SCEP_NVP));
+            if (nvp == NULL)
+                return SCEP_E_CSR_PARSE;
+            if (bmp_text(nvp->name, name, sizeof(name)) && bmp_text(nvp->value, value, sizeof(value))) {
+                if (strcmp(name, "ValidityPeriod") == 0)
+                    snprintf(period, sizeof(period), "%s", value);
+                else if (strcmp(name, "ValidityPeriodUnits") == 0)
+                    snprintf(units, sizeof(units), "%s", value);
+            }
+            ASN1_item_free((ASN1_VALUE *)nvp, ASN1_ITEM_rptr(SCEP_NVP));
+        }
+    }
+    ERR_clear_error();
+    if (period[0] == '\0' && units[0] == '\0')
+        return SCEP_E_NO_ENTRY;
+    if (period[0] == '\0')
+        snprintf(period, sizeof(period), "Days"); /* the CSP's default unit */
+    if (scep_strtonum(units, 1, 100000, &count) != SCEP_OK)
+        return SCEP_E_CSR_PARSE;
+    if (strcmp(period, "Seconds") == 0)
+        mult = 1;
+    else if (strcmp(period, "Minutes") == 0)
+        mult = 60;
+    else if (strcmp(period, "Hours") == 0)
+        mult = 3600;
+    else if (strcmp(period, "Days") == 0)
+        mult = 86400;
+    else if (strcmp(period, "Weeks") == 0)
+        mult = 7 * 86400;
+    else if (strcmp(period, "Months") == 0)
+        mult = 30 * 86400;
+    else if (strcmp(period, "Years") == 0)
+        mult = 365 * 86400;
+    else
+        return SCEP_E_CSR_PARSE;
+    *seconds = count * mult;
+    return SCEP_OK;
 }

@@ -314,6 +314,9 @@ scep_issue_cert(X509_REQ *req, const struct scep_issue_opts *o, X509 **out,
         goto out;
     nb = now - SCEP_BACKDATE_SECONDS;
     na = now + (time_t)o->validity_days * 86400;
+    /* a shorter validity the client asked for (Windows ValidPeriod) is honoured */
+    if (o->validity_seconds > 0 && o->validity_seconds < (long long)o->validity_days * 86400)
+        na = now + (time_t)o->validity_seconds;
     {
         /* Never outlive the issuer (matrix P8). */
         const ASN1_TIME *cna = X509_get0_notAfter(o->ca_cert);

@@ -557,6 +557,9 @@ issue_for(const struct scep_endpoint *ep, X509_REQ *req, const unsigned char *tx
     io.ca_key = ep->ca_key;
     io.validity_days = ep->validity_days;
     io.cdp_url = ep->cdp_url[0] ? ep->cdp_url : NULL;
+    /* Windows' ValidPeriod/ValidPeriodUnits, within the endpoint's maximum */
+    if (scep_csr_requested_validity(req, &io.validity_seconds) != SCEP_OK)
+        io.validity_seconds = 0;
     if ((rc = scep_issue_cert(req, &io, cert, serial)) != SCEP_OK)
         return rc;
     n = i2d_X509(*cert, der);

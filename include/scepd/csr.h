@@ -46,6 +46,15 @@ enum scep_err scep_key_hash(EVP_PKEY *pkey, unsigned char out[32]) SCEP_WUR;
 /* The same from the encoded SubjectPublicKeyInfo (no key encoder involved). */
 enum scep_err scep_spki_hash(const X509_PUBKEY *spki, unsigned char out[32]) SCEP_WUR;
 
+/*
+ * The validity a Windows client asks for: the Microsoft enrollment
+ * name-value pairs (1.3.6.1.4.1.311.13.2.1, MS-WCCE §2.2.2.7.10)
+ * ValidityPeriod (Seconds|Minutes|Hours|Days|Weeks|Months|Years) and
+ * ValidityPeriodUnits (a count), as seconds (months 30 days, years 365).
+ * SCEP_E_NO_ENTRY when not asked; SCEP_E_CSR_PARSE when malformed.
+ */
+enum scep_err scep_csr_requested_validity(X509_REQ *req, long long *seconds) SCEP_WUR;
+
 /* The requested extensions, or NULL; owned by the caller. */
 STACK_OF(X509_EXTENSION) * scep_csr_extensions(X509_REQ *req);
 

@@ -1253,6 +1253,18 @@ unrecorded_cert(struct hu_req *q, X509 *ca, EVP_PKEY *ca_key)
     io.validity_days = 30;
     assert_int_equal(scep_issue_cert(req, &io, &c, serial), SCEP_OK);
     X509_REQ_free(req);
+    /* through DER, as a client holds it (the fresh X509 caches no decoded key) */
+    {
+        unsigned char *der = NULL;
+        const unsigned char *q2;
+        int n = i2d_X509(c, &der);
+        X509_free(c);
+        assert_true(n > 0);
+        q2 = der;
+        c = d2i_X509(NULL, &q2, n);
+        assert_non_null(c);
+        OPENSSL_free(der);
+    }
     return c;
 }
 
@@ -1265,7 +1277,6 @@ renewal_make(struct hu_req *q, struct fixture *f, EVP_PKEY *key, const char *dn,
     q->msg.req.msgtype = 17;
     q->msg.req.signer_cert = signer; /* borrowed; q->signer (self-signed) is unused */
     q->msg.req.signer_key = signer_key;
-    fprintf(stderr, "DEBUG renewal_make match=%d\n", X509_check_private_key(signer, signer_key));
     hu_req_build(q);
 }
 

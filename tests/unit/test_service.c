@@ -1099,6 +1099,122 @@ test_service_ec_client_keys(void **state)
     }
 }
 
+/* DER of SEQUENCE { BMPString name, BMPString value } for ASCII name/value. */
+static size_t
+nvp_der(const char *name, const char *value, unsigned char *out)
+{
+    size_t o = 2, i, nl = strlen(name), vl = strlen(value);
+
+    out[o++] = 0x1e;
+    out[o++] = (unsigned char)(2 * nl);
+    for (i = 0; i < nl; i++) {
+        out[o++] = 0;
+        out[o++] = (unsigned char)name[i];
+    }
+    out[o++] = 0x1e;
+    out[o++] = (unsigned char)(2 * vl);
+    for (i = 0; i < vl; i++) {
+        out[o++] = 0;
+        out[o++] = (unsigned char)value[i];
+    }
+    out[0] = 0x30;
+    out[1] = (unsigned char)(o - 2);
+    return o;
+}
+
+/* A PKCSReq whose CSR carries Windows' ValidityPeriod name-value pairs. */
+static X509 *
+enroll_with_validity(struct fixture *f, const char *period, const char *units)
+{
+    int nid = OBJ_txt2nid("1.3.6.1.4.1.311.13.2.1");
+    X509_REQ *csr = NULL;
+    X509_ATTRIBUTE *a;
+    unsigned char v1[128], v2[128], *der = NULL;
+    size_t l1 = nvp_der("ValidityPeriod", period, v1), l2 = nvp_der("ValidityPeriodUnits", units, v2);
+    struct test_req t;
+    X509 *c;
+    int n;
+
+    assert_int_equal(scep_client_make_csr(test_key(0), "CN=win", TEST_CHALLENGE, NULL, &csr),
+                     SCEP_OK);
+    assert_true(X509_REQ_add1_attr_by_NID(csr, nid, V_ASN1_SEQUENCE, v1, (int)l1));
+    a = X509_REQ_get_attr(csr, X509_REQ_get_attr_by_NID(csr, nid, -1));
+    assert_true(X509_ATTRIBUTE_set1_data(a, V_ASN1_SEQUENCE, v2, (int)l2));
+    assert_true(X509_REQ_sign(csr, test_key(0), EVP_sha256()) > 0);
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=win", TEST_CHALLENGE);
+    n = i2d_X509_REQ(csr, &der);
+    free(t.csr);
+    t.csr = malloc((size_t)n);
+    memcpy(t.csr, der, (size_t)n);
+    t.csr_len = (size_t)n;
+    t.req.inner = t.csr;
+    t.req.inner_len = t.csr_len;
+    snprintf(t.txid, sizeof(t.txid), "win-%s-%s", period, units);
+    test_req_build(&t);
+    c = expect_success(f, &t, test_key(0), "win");
+    OPENSSL_free(der);
+    X509_REQ_free(csr);
+    test_req_clear(&t);
+    return c;
+}
+
+static long
+validity_days(X509 *c)
+{
+    int days = 0, secs = 0;
+
+    assert_int_equal(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(c), X509_get0_notAfter(c)),
+                     1);
+    return days - (secs < 0 ? 1 : 0);
+}
+
+/* Windows ValidPeriod: a shorter validity is honoured, a longer one clamped to the endpoint's. */
+static void
+test_service_windows_validity_period(void **state)
+{
+    struct fixture *f = *state;
+    X509 *c;
+
+    c = enroll_with_validity(f, "Days", "30");
+    /* notBefore is backdated by an hour: 30 days + 1 hour */
+    assert_int_equal(validity_days(c), 30);
+    X509_free(c);
+    c = enroll_with_validity(f, "Weeks", "2");
+    assert_int_equal(validity_days(c), 14);
+    X509_free(c);
+    c = enroll_with_validity(f, "Years", "5");
+    assert_int_equal(validity_days(c), 365);
+    X509_free(c);
+}
+
+/* Windows' self-signed signer carries a critical AuthorityKeyIdentifier (step-ca PR #1994). */
+static void
+test_service_windows_signer_critical_aki(void **state)
+{
+    struct fixture *f = *state;
+    struct test_req t;
+    X509_EXTENSION *ext;
+    X509V3_CTX ctx;
+    X509 *c;
+
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=windows-pc", TEST_CHALLENGE);
+    X509V3_set_ctx(&ctx, t.signer, t.signer, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_key_identifier, "hash");
+    assert_non_null(ext);
+    assert_true(X509_add_ext(t.signer, ext, -1));
+    X509_EXTENSION_free(ext);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "critical,keyid:always");
+    assert_non_null(ext);
+    assert_true(X509_add_ext(t.signer, ext, -1));
+    X509_EXTENSION_free(ext);
+    assert_true(X509_sign(t.signer, test_key(0), EVP_sha256()) > 0);
+    t.req.oaep = 1; /* and OAEP key transport, as Windows sends it */
+    test_req_build(&t);
+    c = expect_success(f, &t, test_key(0), "windows-pc");
+    X509_free(c);
+    test_req_clear(&t);
+}
+
 int
 main(void)
 {
@@ -1130,6 +1246,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_service_getcert_getcrl_revoke, setup, teardown),
         cmocka_unit_test(test_service_cdp_with_public_url),
         cmocka_unit_test_setup_teardown(test_service_ec_client_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_windows_validity_period, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_windows_signer_critical_aki, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_getcacaps_and_getcacert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_ra_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_certrep_signature_algorithm, setup, teardown),
