@@ -49,6 +49,7 @@ struct cfg {
     enum op op;
     long long n, c;
     int use_get;
+    int http10;
     int verify_all;
 };
 
@@ -87,6 +88,7 @@ usage(FILE *f)
                "  -c C                 concurrent keep-alive connections (default 8)\n"
                "  --challenge S        challenge password (enroll)\n"
                "  --method post|get    PKIOperation transport (default post)\n"
+            "  --http1.0            speak HTTP/1.0 (as Cisco IOS does), one connection per request\n"
                "  --cipher NAME        AES-128-CBC (default), AES-256-CBC, DES-EDE3-CBC, DES-CBC\n"
                "  --key-cache DIR      where RSA-2048 client keys are kept between runs\n"
                "                       (default $HOME/.cache/scep-bench)\n"
@@ -154,6 +156,8 @@ http(CURL *c, const char *url, const unsigned char *post, size_t postlen, struct
     return *status == 200 ? 0 : -1;
 }
 
+static int http10_mode;
+
 static CURL *
 new_handle(void)
 {
@@ -170,6 +174,8 @@ new_handle(void)
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    if (http10_mode)
+        curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_0);
     return c;
 }
 
@@ -412,7 +418,7 @@ main(int argc, char **argv)
         {"method", required_argument, NULL, 'm'},
         {"cipher", required_argument, NULL, 'x'},
         {"key-cache", required_argument, NULL, 'k'},
-        {"verify", required_argument, NULL, 'v'},
+        {"verify", required_argument, NULL, 'v'},  {"http1.0", no_argument, NULL, '0'},
         {"serials", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -485,6 +491,10 @@ main(int argc, char **argv)
         case 's':
             cfg.serials_path = optarg;
             cfg.verify_all = 1;
+            break;
+        case '0':
+            cfg.http10 = 1;
+            http10_mode = 1;
             break;
         case 'h':
             usage(stdout);

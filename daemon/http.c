@@ -66,6 +66,7 @@ struct req {
     struct timespec t0;
     int started;
     int overflow;
+    int http10;
 };
 
 static void *
@@ -286,6 +287,7 @@ static void
 log_request(struct MHD_Connection *c, const struct req *r, const char *method,
             const struct scep_endpoint *ep, const char *op, const struct scep_result *res)
 {
+    const char *version = r->http10 ? "1.0" : "1.1";
     struct timespec t1;
     char peer[64], fi[16];
     double ms;
@@ -298,9 +300,9 @@ log_request(struct MHD_Connection *c, const struct req *r, const char *method,
     else
         snprintf(fi, sizeof(fi), "-");
     scep_log(res->http_status >= 500 ? SCEP_LOG_ERROR : SCEP_LOG_INFO, "http",
-             "request endpoint=%s op=%s method=%s msgtype=%d(%s) txid=%s status=%d pki=%s "
+             "request endpoint=%s op=%s method=%s http=%s msgtype=%d(%s) txid=%s status=%d pki=%s "
              "failinfo=%s err=%s serial=%s peer=%s ms=%.2f",
-             ep != NULL ? ep->name : "-", op, method, res->msgtype,
+             ep != NULL ? ep->name : "-", op, method, version, res->msgtype,
              res->msgtype >= 0 ? scep_msgtype_name(res->msgtype) : "-",
              res->txid[0] ? res->txid : "-", res->http_status, res->pki_status, fi,
              res->err != SCEP_OK ? scep_errname(res->err) : "-", res->serial[0] ? res->serial : "-",
@@ -327,7 +329,6 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     enum MHD_Result ret;
 
     (void)url;
-    (void)version;
     memset(&res, 0, sizeof(res));
     res.msgtype = -1;
     res.fail_info = -1;
@@ -335,6 +336,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     if (r == NULL || r->uri == NULL)
         return send_reply(c, MHD_HTTP_URI_TOO_LONG, "text/plain", "scepd: URI too long\n", 20, 0);
     if (!r->started) {
+        r->http10 = version != NULL && strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         r->started = 1;

@@ -312,3 +312,24 @@ scep_csr_requested_validity(X509_REQ *req, long long *seconds)
     *seconds = count * mult;
     return SCEP_OK;
 }
+
+enum scep_err
+scep_csr_without_challenge(const X509_REQ *req, unsigned char **out, size_t *outlen)
+{
+    X509_REQ *copy = X509_REQ_dup(req);
+    int loc, n;
+
+    *out = NULL;
+    *outlen = 0;
+    if (copy == NULL)
+        return SCEP_E_NOMEM;
+    while ((loc = X509_REQ_get_attr_by_NID(copy, NID_pkcs9_challengePassword, -1)) >= 0)
+        X509_ATTRIBUTE_free(X509_REQ_delete_attr(copy, loc));
+    n = i2d_X509_REQ(copy, out);
+    X509_REQ_free(copy);
+    ERR_clear_error();
+    if (n <= 0)
+        return SCEP_E_INTERNAL;
+    *outlen = (size_t)n;
+    return SCEP_OK;
+}

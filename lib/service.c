@@ -681,6 +681,8 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
     unsigned char *cert_der = NULL, *stored = NULL;
     size_t stored_len = 0;
     char chal[SCEP_MAX_CHALLENGE], old_serial[48];
+    unsigned char *kept = NULL;
+    size_t kept_len = 0;
     struct scep_cert_info old;
     enum scep_err rc;
     int attempt, renewal;
@@ -718,7 +720,15 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
         goto fail;
     if ((rc = scep_spki_hash(X509_REQ_get_X509_PUBKEY(req), key_hash)) != SCEP_OK)
         goto fail;
-    SHA256(inner, innerlen, csr_hash);
+    /*
+     * The CSR carries the challenge in clear: what is kept is a keyed hash
+     * of the whole request (for retransmissions) and the CSR without its
+     * challengePassword (for the record and for approval).
+     */
+    if ((rc = scep_challenge_hash(svc->secret, sizeof(svc->secret), (const char *)inner, innerlen,
+                                  csr_hash)) != SCEP_OK ||
+        (rc = scep_csr_without_challenge(req, &kept, &kept_len)) != SCEP_OK)
+        goto fail;
 
     /* A transaction we already know: answer from the store, change nothing. */
     rc = scep_store_find_request(svc->store, ep->id, m->txid, m->txid_len, &row, &stored,
@@ -785,7 +795,7 @@ authorized:
         memcpy(row.key_hash, key_hash, 32);
         memcpy(row.csr_hash, csr_hash, 32);
         row.msgtype = m->msgtype;
-        rc = scep_store_add_pending(svc->store, &row, inner, innerlen, NULL, &id);
+        rc = scep_store_add_pending(svc->store, &row, kept, kept_len, NULL, &id);
         if (rc == SCEP_E_CONFLICT) {
             rc = scep_store_find_request(svc->store, ep->id, m->txid, m->txid_len, &row, &stored,
                                          &stored_len);
@@ -828,7 +838,7 @@ authorized:
          * Queue the rows for the group commit, build the CertRep while the
          * batch is made durable, and release the reply only after that.
          */
-        rc = scep_store_commit_begin(svc->store, &job, &row, inner, innerlen, &cr,
+        rc = scep_store_commit_begin(svc->store, &job, &row, kept, kept_len, &cr,
                                      renewal && ep->revoke_on_renewal ? old_serial : NULL);
         if (rc == SCEP_OK) {
             reply_success(ep, m, cert, &env, r);
@@ -871,6 +881,7 @@ authorized:
 fail:
     reply_status(ep, m, rc, SCEP_STATUS_FAILURE, r);
 out:
+    OPENSSL_free(kept);
     free(old.der);
     OPENSSL_cleanse(chal, sizeof(chal));
     OPENSSL_clear_free(inner, innerlen);

@@ -55,6 +55,15 @@ enum scep_err scep_spki_hash(const X509_PUBKEY *spki, unsigned char out[32]) SCE
  */
 enum scep_err scep_csr_requested_validity(X509_REQ *req, long long *seconds) SCEP_WUR;
 
+/*
+ * The CSR's DER without its challengePassword attribute(s), for storage:
+ * the challenge is never kept (its self-signature then no longer verifies;
+ * the stored copy is a record, checked when it arrived).  *out
+ * OPENSSL_malloc'ed.  req itself is not changed.
+ */
+enum scep_err scep_csr_without_challenge(const X509_REQ *req, unsigned char **out, size_t *outlen)
+    SCEP_WUR;
+
 /* The requested extensions, or NULL; owned by the caller. */
 STACK_OF(X509_EXTENSION) * scep_csr_extensions(X509_REQ *req);
 

@@ -60,6 +60,12 @@ expect post-oversize-chunked-413 413 text/plain -X POST -H "Transfer-Encoding: c
     --data-binary @"$WORK/big" "$BASE/scep?operation=PKIOperation"
 expect still-alive 200 text/plain "$BASE/scep?operation=GetCACaps"
 
+# Cisco IOS style: PKIOperation by GET over HTTP/1.0 (enrolls, certificate checked by scep-bench)
+out=$("$BUILD_DIR/scep-bench" --url "$SCEPD_URL" --challenge "$CHALLENGE" -n 3 -c 1 --method get --http1.0 \
+    --verify all --key-cache "$BUILD_DIR/bench-keys" 2>&1 || true)
+if grep -q "failures=0 " <<<"$out" && [[ $(grep -c 'method=GET http=1.0 msgtype=19(PKCSReq).*pki=SUCCESS' "$SCEPD_LOG") == 3 ]]; then
+    pass pkioperation-get-http10; else fail pkioperation-get-http10 "$out"; fi
+
 # The admin API needs the token.
 if curl -s --unix-socket "$D/admin.sock" -o "$WORK/body" -w '%{http_code}' http://x/v1/certs | grep -q 401; then
     pass admin-needs-token
@@ -71,7 +77,7 @@ if [[ $(stat -c %a "$D/admin.sock") == 600 && $(stat -c %a "$D/ca.key") == 600 &
     $(stat -c %a "$D/admin.token") == 600 ]]; then pass secret-file-modes; else
     fail secret-file-modes "$(stat -c '%n %a' "$D"/*)"; fi
 
-if grep -q "$CHALLENGE" "$SCEPD_LOG" "$D/scepd.db"; then fail no-challenge-at-rest "challenge found in log or db"; else
+if grep -qa "$CHALLENGE" "$SCEPD_LOG" "$D"/scepd.db*; then fail no-challenge-at-rest "challenge found in log or db"; else
     pass no-challenge-at-rest; fi
 
 stop_scepd

@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "scepd/certrep.h"
+#include "scepd/csr.h"
 #include "scepd/issue.h"
 #include "scepd/pki.h"
 #include "scepd/pkimsg.h"
@@ -667,6 +668,22 @@ test_service_pending_approve_then_poll(void **state)
     test_req_build(&other);
     expect_failure(f, &other, test_key(1), 4, SCEP_E_UNKNOWN_TXID);
 
+    {
+        /* the stored request keeps no challenge (only a keyed hash of the whole CSR) */
+        struct scep_request_row row;
+        unsigned char *csr = NULL;
+        size_t csrlen = 0, n = 0;
+        X509_REQ *req = NULL;
+        char chal[64];
+        assert_int_equal(
+            scep_store_get_request(scep_service_store(f->svc), pending_id(f), &row, &csr, &csrlen),
+            SCEP_OK);
+        assert_null(memmem(csr, csrlen, TEST_CHALLENGE, strlen(TEST_CHALLENGE)));
+        assert_int_equal(scep_csr_parse(csr, csrlen, &req), SCEP_OK);
+        assert_int_equal(scep_csr_challenge(req, chal, sizeof(chal), &n), SCEP_E_NO_ENTRY);
+        X509_REQ_free(req);
+        free(csr);
+    }
     assert_int_equal(scep_service_approve(f->svc, pending_id(f), serial, sizeof(serial)), SCEP_OK);
     assert_int_equal(strlen(serial), 32);
     assert_int_equal(scep_service_approve(f->svc, pending_id_or_zero(f), serial, sizeof(serial)),
