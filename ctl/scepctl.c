@@ -4,6 +4,8 @@
  *
  *   scepctl --data DIR certs list [--json]
  *   scepctl --data DIR certs revoke SERIAL [--reason R]
+ *   scepctl --data DIR ca list [--json] | ca rollover [--endpoint E] [--self-signed]
+ *                      | ca switch [--endpoint E]
  *   scepctl --data DIR requests list [--status S] [--json]
  *   scepctl --data DIR requests approve ID
  *   scepctl --data DIR requests reject ID [--reason TEXT]
@@ -36,6 +38,12 @@ usage(FILE *f)
                "                                              cessationOfOperation, affiliationChanged,\n"
                "                                              cACompromise, privilegeWithdrawn,\n"
                "                                              unspecified); the CRL is remade at once\n"
+               "  scepctl --data DIR ca list [--json]         the CAs, which endpoint uses each\n"
+               "  scepctl --data DIR ca rollover [--endpoint E] [--self-signed]\n"
+               "                                              prepare the next CA and RA (served by\n"
+               "                                              GetNextCACert; cross-signed by the\n"
+               "                                              current CA unless --self-signed)\n"
+               "  scepctl --data DIR ca switch [--endpoint E] issue from the prepared CA from now on\n"
                "  scepctl --data DIR requests list [--status pending|issued|rejected|failed] [--json]\n"
                "                                              enrollment requests, newest first\n"
                "  scepctl --data DIR requests approve ID      issue the certificate of a pending\n"
@@ -256,6 +264,74 @@ certs_revoke(const char *dir, const char *serial, const char *reason)
 }
 
 static int
+ca_print(json_t *body, int as_json)
+{
+    json_t *arr = json_object_get(body, "cas"), *o;
+    size_t i;
+
+    if (!json_is_array(arr)) {
+        fprintf(stderr, "scepctl: unexpected reply from scepd (no CA list)\n");
+        return 1;
+    }
+    if (as_json) {
+        json_dumpf(arr, stdout, JSON_INDENT(2));
+        printf("\n");
+        return 0;
+    }
+    printf("%-4s %-16s %-10s %-21s %-6s %s\n", "ID", "NAME", "USED BY", "NOT_AFTER", "NEXT", "SUBJECT");
+    json_array_foreach(arr, i, o)
+    {
+        json_t *u = json_object_get(o, "used_by");
+        printf("%-4lld %-16s %-10s %-21s %-6lld %s\n",
+               (long long)json_integer_value(json_object_get(o, "id")),
+               json_string_value(json_object_get(o, "name")),
+               json_is_string(u) ? json_string_value(u) : "-",
+               json_string_value(json_object_get(o, "not_after")),
+               (long long)json_integer_value(json_object_get(o, "next_id")),
+               json_string_value(json_object_get(o, "subject")));
+    }
+    return 0;
+}
+
+static int
+ca_command(const char *dir, const char *verb, const char *endpoint, int self_signed, int as_json)
+{
+    json_t *body = NULL, *req;
+    char *text = NULL;
+    int rc;
+
+    if (strcmp(verb, "list") == 0) {
+        if (api_call(dir, "/v1/ca", NULL, &body) != 0)
+            return 1;
+    } else {
+        char path[64];
+        snprintf(path, sizeof(path), "/v1/ca/%s", verb);
+        req = json_object();
+        if (endpoint != NULL)
+            json_object_set_new(req, "endpoint", json_string(endpoint));
+        if (self_signed)
+            json_object_set_new(req, "self_signed", json_true());
+        text = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        if (text == NULL)
+            return 1;
+        rc = api_call(dir, path, text, &body);
+        free(text);
+        if (rc != 0)
+            return 1;
+        if (!as_json)
+            printf("%s\n", strcmp(verb, "rollover") == 0
+                               ? "next CA prepared; clients see it with GetNextCACert. When they "
+                                 "have it, run: scepctl ca switch"
+                               : "the endpoint now issues from its next CA; certificates of the "
+                                 "old one still renew");
+    }
+    rc = ca_print(body, as_json);
+    json_decref(body);
+    return rc;
+}
+
+static int
 requests_list(const char *dir, const char *status, int as_json)
 {
     json_t *body, *arr, *o;
@@ -338,8 +414,8 @@ requests_decide(const char *dir, const char *id, int approve, const char *reason
 int
 main(int argc, char **argv)
 {
-    const char *dir = NULL, *status = NULL, *reason = NULL, *id = NULL;
-    int i = 1, as_json = 0, rc;
+    const char *dir = NULL, *status = NULL, *reason = NULL, *id = NULL, *endpoint = NULL;
+    int i = 1, as_json = 0, rc, self_signed = 0;
     const char *noun, *verb;
 
     if (argc < 2) {
@@ -375,6 +451,10 @@ main(int argc, char **argv)
             status = argv[++i];
         } else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
             reason = argv[++i];
+        } else if (strcmp(argv[i], "--endpoint") == 0 && i + 1 < argc) {
+            endpoint = argv[++i];
+        } else if (strcmp(argv[i], "--self-signed") == 0) {
+            self_signed = 1;
         } else if (argv[i][0] != '-' && id == NULL) {
             id = argv[i];
         } else {
@@ -387,6 +467,13 @@ main(int argc, char **argv)
     if (strcmp(noun, "certs") == 0 && strcmp(verb, "list") == 0 && id == NULL && status == NULL &&
         reason == NULL) {
         rc = certs_list(dir, as_json);
+    } else if (strcmp(noun, "ca") == 0 &&
+               (strcmp(verb, "list") == 0 || strcmp(verb, "rollover") == 0 ||
+                strcmp(verb, "switch") == 0) &&
+               id == NULL && status == NULL && reason == NULL &&
+               (endpoint == NULL || strcmp(verb, "list") != 0) &&
+               (!self_signed || strcmp(verb, "rollover") == 0)) {
+        rc = ca_command(dir, verb, endpoint, self_signed, as_json);
     } else if (strcmp(noun, "certs") == 0 && strcmp(verb, "revoke") == 0 && id != NULL &&
                !as_json && status == NULL) {
         rc = certs_revoke(dir, id, reason);

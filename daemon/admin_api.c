@@ -6,6 +6,8 @@
  * Routes (JSON):  GET /v1/health   GET /v1/certs   GET /v1/requests[?status=S]
  *                 POST /v1/requests/ID/approve   POST /v1/requests/ID/reject {"reason":..}
  *                 POST /v1/certs/SERIAL/revoke {"reason": "keyCompromise"}
+ *                 GET /v1/ca   POST /v1/ca/rollover {"endpoint", "self_signed"}
+ *                 POST /v1/ca/switch {"endpoint"}
  * It grows with the endpoint, request and revocation commands.  Every
  * route needs the token; the token is compared in constant time and never
  * logged.  The API never decrypts a client-supplied message (matrix A10).
@@ -18,14 +20,17 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
+#include <openssl/x509v3.h>
 
 #include "daemon.h"
 #include "scepd/crl.h"
+#include "scepd/issue.h"
 #include "scepd/log.h"
 #include "scepd/num.h"
 #include "scepd/pki.h"
@@ -255,6 +260,85 @@ revoke_cert(struct scep_admin *a, struct MHD_Connection *c, const char *url, con
     }
 }
 
+static int
+ca_to_json(void *arg, int64_t id, const char *name, X509 *cert, int64_t next_id,
+           const char *used_by)
+{
+    json_t *arr = arg, *o;
+    char *subject = scep_name_to_text(X509_get_subject_name(cert));
+    char sha1[41], sha256[65];
+    struct tm tm;
+    char na[32] = "";
+
+    scep_cert_thumbprints(cert, sha1, sha256);
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
+        strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:s?, s:b}", "id", (json_int_t)id, "name", name,
+                  "subject", subject ? subject : "", "not_after", na, "sha256", sha256, "next_id",
+                  (json_int_t)next_id, "used_by", used_by, "self_signed",
+                  X509_check_issued(cert, cert) == X509_V_OK);
+    free(subject);
+    if (o == NULL)
+        return 1;
+    return json_array_append_new(arr, o) != 0;
+}
+
+/* POST /v1/ca/rollover and /v1/ca/switch */
+static enum MHD_Result
+ca_change(struct scep_admin *a, struct MHD_Connection *c, const char *url, const char *body,
+          size_t bodylen)
+{
+    const char *endpoint = NULL;
+    int self_signed = 0;
+    char err[512];
+    json_t *j = NULL;
+    json_error_t jerr;
+    enum scep_err rc;
+
+    if (bodylen > 0) {
+        json_t *e, *ss;
+        j = json_loadb(body, bodylen, 0, &jerr);
+        if (j == NULL || !json_is_object(j)) {
+            json_decref(j);
+            return reply_error(c, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
+        }
+        e = json_object_get(j, "endpoint");
+        ss = json_object_get(j, "self_signed");
+        if ((e != NULL && !json_is_string(e)) || (ss != NULL && !json_is_boolean(ss))) {
+            json_decref(j);
+            return reply_error(c, MHD_HTTP_BAD_REQUEST,
+                               "endpoint must be a string and self_signed a boolean");
+        }
+        endpoint = e != NULL ? json_string_value(e) : NULL;
+        self_signed = ss != NULL && json_is_true(ss);
+    }
+    if (strcmp(url, "/v1/ca/rollover") == 0)
+        rc = scep_service_rollover(a->svc, endpoint, self_signed, err, sizeof(err));
+    else if (strcmp(url, "/v1/ca/switch") == 0)
+        rc = scep_service_switch_ca(a->svc, endpoint, err, sizeof(err));
+    else {
+        json_decref(j);
+        return reply_error(c, MHD_HTTP_NOT_FOUND, "no such route; use rollover or switch");
+    }
+    json_decref(j);
+    switch (rc) {
+    case SCEP_OK: {
+        json_t *arr = json_array();
+        if (arr == NULL || scep_service_each_ca(a->svc, ca_to_json, arr) != SCEP_OK) {
+            json_decref(arr);
+            return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot list the CAs");
+        }
+        return reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "cas", arr));
+    }
+    case SCEP_E_NO_ENTRY:
+        return reply_error(c, MHD_HTTP_NOT_FOUND, err[0] ? err : scep_strerror(rc));
+    case SCEP_E_CONFLICT:
+        return reply_error(c, MHD_HTTP_CONFLICT, err[0] ? err : scep_strerror(rc));
+    default:
+        return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err[0] ? err : scep_strerror(rc));
+    }
+}
+
 struct body {
     char d[4096];
     size_t len;
@@ -311,6 +395,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
             return decide(a, c, url, b->d, b->len);
         if (strncmp(url, "/v1/certs/", 10) == 0)
             return revoke_cert(a, c, url, b->d, b->len);
+        if (strncmp(url, "/v1/ca/", 7) == 0)
+            return ca_change(a, c, url, b->d, b->len);
         return reply_error(c, MHD_HTTP_NOT_FOUND, "no such route");
     }
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
@@ -343,6 +429,13 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
             return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, scep_strerror(rc));
         }
         return reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "requests", arr));
+    }
+    if (strcmp(url, "/v1/ca") == 0) {
+        if ((arr = json_array()) == NULL || scep_service_each_ca(a->svc, ca_to_json, arr) != SCEP_OK) {
+            json_decref(arr);
+            return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot list the CAs");
+        }
+        return reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "cas", arr));
     }
     if (strcmp(url, "/v1/certs") == 0) {
         if ((arr = json_array()) == NULL)

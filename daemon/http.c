@@ -382,15 +382,15 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     }
     /* /crl/<ca>.crl: the CA's CRL (RFC 5280 §5), DER */
     if (plen > 9 && memcmp(uri, "/crl/", 5) == 0 && memcmp(uri + plen - 4, ".crl", 4) == 0) {
-        const struct scep_endpoint *cep = scep_service_endpoint_for_ca(h->svc, uri + 5, plen - 9);
+        int64_t ca_id = scep_service_ca_by_name(h->svc, uri + 5, plen - 9);
         unsigned char *crl = NULL;
         size_t crllen = 0;
         enum scep_err rc;
         if (!is_get && !is_head) {
             scep_service_http_error(SCEP_E_METHOD, &res);
-        } else if (cep == NULL) {
+        } else if (ca_id == 0) {
             scep_service_http_error(SCEP_E_NOT_FOUND, &res);
-        } else if ((rc = scep_service_crl(h->svc, cep->ca_id, &crl, &crllen)) != SCEP_OK) {
+        } else if ((rc = scep_service_crl(h->svc, ca_id, &crl, &crllen)) != SCEP_OK) {
             scep_service_http_error(rc, &res);
         } else {
             res.http_status = 200;
@@ -400,7 +400,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
             res.body_len = crllen;
         }
         snprintf(esc, sizeof(esc), "GetCRL-http");
-        log_request(c, r, method, cep, esc, &res);
+        log_request(c, r, method, NULL, esc, &res);
         ret = send_reply(c, res.http_status, res.content_type, res.body, res.body_len, 0);
         scep_result_clear(&res);
         conn_busy(h, c, 0);
@@ -420,7 +420,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         scep_service_http_error(SCEP_E_UNKNOWN_OPERATION, &res);
         goto reply;
     }
-    if (strcmp(opname, "GetCACaps") == 0 || strcmp(opname, "GetCACert") == 0) {
+    if (strcmp(opname, "GetCACaps") == 0 || strcmp(opname, "GetCACert") == 0 ||
+        strcmp(opname, "GetNextCACert") == 0) {
         /* message= (a CA identifier; Windows sends "default") is accepted and ignored. */
         if (!is_get && !is_head) {
             scep_service_http_error(SCEP_E_METHOD, &res);
@@ -428,8 +429,10 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         }
         if (strcmp(opname, "GetCACaps") == 0)
             scep_service_getcacaps(h->svc, ep, &res);
-        else
+        else if (strcmp(opname, "GetCACert") == 0)
             scep_service_getcacert(h->svc, ep, &res);
+        else
+            scep_service_getnextcacert(h->svc, ep, &res);
     } else if (strcmp(opname, "PKIOperation") == 0) {
         /* A source that keeps failing authentication gets no more private-key work. */
         plen_peer = peer_bytes(c, peer);

@@ -192,6 +192,31 @@ fail:
 }
 
 enum scep_err
+scep_pki_make_ca_signed(EVP_PKEY *key, X509_NAME *subject, X509 *issuer, EVP_PKEY *issuer_key,
+                        int days, X509 **out)
+{
+    X509 *x = new_cert(key, subject, X509_get_subject_name(issuer), days, NULL);
+    X509V3_CTX ctx;
+
+    *out = NULL;
+    if (x == NULL)
+        goto fail;
+    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+    if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE") ||
+        !add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature,keyCertSign,cRLSign") ||
+        !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
+        !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") ||
+        X509_sign(x, issuer_key, md_for(issuer_key)) <= 0)
+        goto fail;
+    *out = x;
+    return SCEP_OK;
+fail:
+    ERR_clear_error();
+    X509_free(x);
+    return SCEP_E_INTERNAL;
+}
+
+enum scep_err
 scep_pki_make_ra(EVP_PKEY *ra_key, X509_NAME *subject, X509 *ca_cert, EVP_PKEY *ca_key, int days,
                  X509 **out)
 {

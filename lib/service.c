@@ -9,12 +9,16 @@
  * before scep_store_commit_issuance() returned SCEP_OK.
  */
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/pkcs7.h>
 #include <openssl/sha.h>
@@ -35,14 +39,43 @@
 #define MAX_ENDPOINTS 256
 #define ISSUE_ATTEMPTS 4
 
+/* A CA of this installation (current ones and those rolled over), with its key. */
+struct ca_entry {
+    int64_t id;
+    char name[SCEP_NAME_MAX];
+    X509 *cert;
+    EVP_PKEY *key;
+    int64_t next_id;
+};
+
+/*
+ * What requests read: endpoints and CAs.  A reload (after a rollover or a
+ * switch) builds a new table and publishes it with one atomic store; a
+ * request keeps the table it started with, so old tables are retired, not
+ * freed, until the service is (admin changes are rare; a few KB each).
+ */
+struct ep_table {
+    struct scep_endpoint *eps;
+    size_t neps;
+    struct ca_entry *cas;
+    size_t ncas;
+    struct ep_table *retired;
+};
+
 struct scep_service {
     char *datadir;
     struct scep_store *store;
     unsigned char secret[SCEP_SECRET_LEN];
-    struct scep_endpoint *eps;
-    size_t neps;
+    _Atomic(struct ep_table *) table;
+    pthread_mutex_t reload_mu;
     char public_url[512]; /* base URL for CRL distribution points, or "" */
 };
+
+static const struct ep_table *
+tbl(const struct scep_service *svc)
+{
+    return atomic_load(&((struct scep_service *)(uintptr_t)svc)->table);
+}
 
 static void
 endpoint_clear(struct scep_endpoint *e)
@@ -51,20 +84,50 @@ endpoint_clear(struct scep_endpoint *e)
     EVP_PKEY_free(e->ca_key);
     X509_free(e->ra_cert);
     EVP_PKEY_free(e->ra_key);
+    X509_free(e->next_ca_cert);
+    X509_free(e->next_ra_cert);
     free(e->cacert_der);
+    free(e->nextcacert_der);
     OPENSSL_cleanse(e, sizeof(*e));
+}
+
+static void
+table_free(struct ep_table *t)
+{
+    while (t != NULL) {
+        struct ep_table *older = t->retired;
+        size_t i;
+        for (i = 0; i < t->neps; i++)
+            endpoint_clear(&t->eps[i]);
+        for (i = 0; i < t->ncas; i++) {
+            X509_free(t->cas[i].cert);
+            EVP_PKEY_free(t->cas[i].key);
+        }
+        free(t->eps);
+        free(t->cas);
+        free(t);
+        t = older;
+    }
+}
+
+static const struct ca_entry *
+ca_by_id(const struct ep_table *t, int64_t id)
+{
+    size_t i;
+
+    for (i = 0; i < t->ncas; i++)
+        if (t->cas[i].id == id)
+            return &t->cas[i];
+    return NULL;
 }
 
 void
 scep_service_free(struct scep_service *svc)
 {
-    size_t i;
-
     if (svc == NULL)
         return;
-    for (i = 0; i < svc->neps; i++)
-        endpoint_clear(&svc->eps[i]);
-    free(svc->eps);
+    table_free(atomic_load(&svc->table));
+    pthread_mutex_destroy(&svc->reload_mu);
     scep_store_close(svc->store);
     free(svc->datadir);
     OPENSSL_cleanse(svc->secret, sizeof(svc->secret));
@@ -73,6 +136,7 @@ scep_service_free(struct scep_service *svc)
 
 struct load_ctx {
     struct scep_service *svc;
+    struct ep_table *t;
     char *errbuf;
     size_t errlen;
     enum scep_err rc;
@@ -95,7 +159,8 @@ static void
 build_caps(struct scep_endpoint *e)
 {
     /* Exact RFC 8894 §3.5.2 spelling, one per line (sscep compares with strcmp). */
-    snprintf(e->caps, sizeof(e->caps), "AES\nDES3\n%sRenewal\nSHA-1\nSHA-256\nSHA-512\n",
+    snprintf(e->caps, sizeof(e->caps), "AES\nDES3\n%s%sRenewal\nSHA-1\nSHA-256\nSHA-512\n",
+             e->nextcacert_der != NULL ? "GetNextCACert\n" : "",
              e->advertise_post ? "POSTPKIOperation\nSCEPStandard\n" : "");
     e->caps_len = strlen(e->caps);
 }
@@ -148,22 +213,106 @@ warn_key_mode(const char *path)
                  path, (unsigned)(st.st_mode & 0777), path);
 }
 
+/* Every CA with its key (a CA without a readable key cannot be used: refuse to start). */
+static int
+load_ca(void *arg, const struct scep_ca_row *row)
+{
+    struct load_ctx *c = arg;
+    struct ep_table *t = c->t;
+    struct ca_entry *ca;
+    char p[PATH_MAX];
+
+    if (t->ncas >= MAX_ENDPOINTS) {
+        snprintf(c->errbuf, c->errlen, "more than %d CAs", MAX_ENDPOINTS);
+        c->rc = SCEP_E_INVALID_ARG;
+        return 1;
+    }
+    ca = &t->cas[t->ncas];
+    memset(ca, 0, sizeof(*ca));
+    ca->id = row->id;
+    ca->next_id = row->next_ca_id;
+    snprintf(ca->name, sizeof(ca->name), "%s", row->name);
+    if ((ca->cert = der_to_cert(row->cert_der, row->cert_len)) == NULL) {
+        snprintf(c->errbuf, c->errlen, "CA %s: the stored certificate does not parse", row->name);
+        c->rc = SCEP_E_STORE;
+        return 1;
+    }
+    if (scep_path(p, sizeof(p), c->svc->datadir, row->key_ref) != SCEP_OK ||
+        scep_pki_read_key(p, &ca->key) != SCEP_OK || X509_check_private_key(ca->cert, ca->key) != 1) {
+        snprintf(c->errbuf, c->errlen,
+                 "CA key %s cannot be read or does not match the CA certificate; restore it from "
+                 "your backup (mode 0600)",
+                 p);
+        X509_free(ca->cert);
+        EVP_PKEY_free(ca->key);
+        c->rc = SCEP_E_KEY_FILE;
+        ERR_clear_error();
+        return 1;
+    }
+    warn_key_mode(p);
+    t->ncas++;
+    ERR_clear_error();
+    return 0;
+}
+
+/* GetNextCACert (RFC 8894 §4.7.1): the next CA and RA, signed by the current CA. */
+static enum scep_err
+build_nextcacert(struct scep_endpoint *e)
+{
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    unsigned char *inner = NULL;
+    size_t innerlen = 0;
+    CMS_ContentInfo *cms = NULL;
+    BIO *in = NULL, *out = NULL;
+    BUF_MEM *bm;
+    enum scep_err rc = SCEP_E_INTERNAL;
+    unsigned int flags = CMS_BINARY | CMS_NOSMIMECAP;
+
+    if (certs == NULL || !sk_X509_push(certs, e->next_ra_cert) ||
+        !sk_X509_push(certs, e->next_ca_cert))
+        goto out;
+    if ((rc = scep_certs_only_der(certs, &inner, &innerlen)) != SCEP_OK)
+        goto out;
+    rc = SCEP_E_INTERNAL;
+    if ((in = BIO_new_mem_buf(inner, (int)innerlen)) == NULL ||
+        (cms = CMS_sign(e->ca_cert, e->ca_key, NULL, in, flags)) == NULL)
+        goto out;
+    if ((out = BIO_new(BIO_s_mem())) == NULL || i2d_CMS_bio(out, cms) != 1)
+        goto out;
+    BIO_get_mem_ptr(out, &bm);
+    if ((e->nextcacert_der = malloc(bm->length)) == NULL) {
+        rc = SCEP_E_NOMEM;
+        goto out;
+    }
+    memcpy(e->nextcacert_der, bm->data, bm->length);
+    e->nextcacert_len = bm->length;
+    rc = SCEP_OK;
+out:
+    ERR_clear_error();
+    BIO_free(in);
+    BIO_free(out);
+    CMS_ContentInfo_free(cms);
+    free(inner);
+    sk_X509_free(certs);
+    return rc;
+}
+
 static int
 load_endpoint(void *arg, const struct scep_endpoint_row *row)
 {
     struct load_ctx *c = arg;
     struct scep_service *svc = c->svc;
+    struct ep_table *t = c->t;
     struct scep_endpoint *e;
-    struct scep_ca_row ca;
+    const struct ca_entry *ca, *next;
     char p[PATH_MAX];
 
-    memset(&ca, 0, sizeof(ca));
-    if (svc->neps >= MAX_ENDPOINTS) {
+    if (t->neps >= MAX_ENDPOINTS) {
         snprintf(c->errbuf, c->errlen, "more than %d endpoints", MAX_ENDPOINTS);
         c->rc = SCEP_E_INVALID_ARG;
         return 1;
     }
-    e = &svc->eps[svc->neps];
+    e = &t->eps[t->neps];
     memset(e, 0, sizeof(*e));
     e->id = row->id;
     snprintf(e->name, sizeof(e->name), "%s", row->name);
@@ -180,32 +329,25 @@ load_endpoint(void *arg, const struct scep_endpoint_row *row)
     e->renewal_grace_days = row->renewal_grace_days;
     e->revoke_on_renewal = row->revoke_on_renewal;
     e->getcert_chain = row->getcert_chain;
-    if ((c->rc = scep_store_get_ca(svc->store, row->ca_id, &ca)) != SCEP_OK) {
+    if ((ca = ca_by_id(t, row->ca_id)) == NULL) {
         snprintf(c->errbuf, c->errlen, "endpoint %s: its CA %lld is missing from the database",
                  row->name, (long long)row->ca_id);
-        goto fail;
+        c->rc = SCEP_E_STORE;
+        return 1;
     }
-    snprintf(e->ca_name, sizeof(e->ca_name), "%s", ca.name);
+    snprintf(e->ca_name, sizeof(e->ca_name), "%s", ca->name);
     if (svc->public_url[0] != '\0')
-        snprintf(e->cdp_url, sizeof(e->cdp_url), "%s/crl/%s.crl", svc->public_url, ca.name);
-    e->ca_cert = der_to_cert(ca.cert_der, ca.cert_len);
+        snprintf(e->cdp_url, sizeof(e->cdp_url), "%s/crl/%s.crl", svc->public_url, ca->name);
+    X509_up_ref(ca->cert);
+    e->ca_cert = ca->cert;
+    EVP_PKEY_up_ref(ca->key);
+    e->ca_key = ca->key;
     e->ra_cert = der_to_cert(row->ra_cert_der, row->ra_cert_len);
-    if (e->ca_cert == NULL || e->ra_cert == NULL) {
+    if (e->ra_cert == NULL) {
         snprintf(c->errbuf, c->errlen, "endpoint %s: stored certificates do not parse", row->name);
         c->rc = SCEP_E_STORE;
         goto fail;
     }
-    if (scep_path(p, sizeof(p), svc->datadir, ca.key_ref) != SCEP_OK ||
-        scep_pki_read_key(p, &e->ca_key) != SCEP_OK ||
-        X509_check_private_key(e->ca_cert, e->ca_key) != 1) {
-        snprintf(c->errbuf, c->errlen,
-                 "CA key %s cannot be read or does not match the CA certificate; restore it from "
-                 "your backup (mode 0600)",
-                 p);
-        c->rc = SCEP_E_KEY_FILE;
-        goto fail;
-    }
-    warn_key_mode(p);
     if (scep_path(p, sizeof(p), svc->datadir, row->ra_key_ref) != SCEP_OK ||
         scep_pki_read_key(p, &e->ra_key) != SCEP_OK ||
         X509_check_private_key(e->ra_cert, e->ra_key) != 1) {
@@ -224,25 +366,87 @@ load_endpoint(void *arg, const struct scep_endpoint_row *row)
         e->reply_cert = e->ra_cert;
         e->reply_key = e->ra_key;
     }
+    /* a prepared rollover: GetNextCACert serves it */
+    if (ca->next_id != 0 && (next = ca_by_id(t, ca->next_id)) != NULL &&
+        row->next_ra_cert_der != NULL) {
+        X509_up_ref(next->cert);
+        e->next_ca_cert = next->cert;
+        e->next_ra_cert = der_to_cert(row->next_ra_cert_der, row->next_ra_cert_len);
+        if (e->next_ra_cert == NULL || (c->rc = build_nextcacert(e)) != SCEP_OK) {
+            snprintf(c->errbuf, c->errlen, "endpoint %s: the prepared rollover does not load",
+                     row->name);
+            c->rc = c->rc == SCEP_OK ? SCEP_E_STORE : c->rc;
+            goto fail;
+        }
+    }
     build_caps(e);
     if ((c->rc = build_cacert(e)) != SCEP_OK)
         goto fail;
-    scep_ca_row_clear(&ca);
-    svc->neps++;
+    t->neps++;
     ERR_clear_error();
     return 0;
 fail:
     ERR_clear_error();
-    scep_ca_row_clear(&ca);
     endpoint_clear(e);
     return 1;
+}
+
+/* Read CAs and endpoints into a new table. */
+static enum scep_err
+load_table(struct scep_service *svc, struct ep_table **out, char *errbuf, size_t errlen)
+{
+    struct ep_table *t = calloc(1, sizeof(*t));
+    struct load_ctx lc;
+    enum scep_err rc;
+
+    *out = NULL;
+    if (t == NULL || (t->eps = calloc(MAX_ENDPOINTS, sizeof(*t->eps))) == NULL ||
+        (t->cas = calloc(MAX_ENDPOINTS, sizeof(*t->cas))) == NULL) {
+        table_free(t);
+        return SCEP_E_NOMEM;
+    }
+    memset(&lc, 0, sizeof(lc));
+    lc.svc = svc;
+    lc.t = t;
+    lc.errbuf = errbuf;
+    lc.errlen = errlen;
+    rc = scep_store_each_ca(svc->store, load_ca, &lc);
+    if (rc == SCEP_OK)
+        rc = scep_store_each_endpoint(svc->store, load_endpoint, &lc);
+    if (rc != SCEP_OK) {
+        if (lc.rc != SCEP_OK)
+            rc = lc.rc;
+        table_free(t);
+        return rc;
+    }
+    if (t->neps == 0) {
+        snprintf(errbuf, errlen, "%s has no endpoint; re-create it with scepd init", svc->datadir);
+        table_free(t);
+        return SCEP_E_INVALID_ARG;
+    }
+    *out = t;
+    return SCEP_OK;
+}
+
+/* Publish a freshly loaded table; the old one is retired (see struct ep_table). */
+static enum scep_err
+reload(struct scep_service *svc, char *errbuf, size_t errlen)
+{
+    struct ep_table *t = NULL;
+    enum scep_err rc = load_table(svc, &t, errbuf, errlen);
+
+    if (rc != SCEP_OK)
+        return rc;
+    t->retired = atomic_load(&svc->table);
+    atomic_store(&svc->table, t);
+    scep_log(SCEP_LOG_INFO, "service", "reloaded endpoints=%zu cas=%zu", t->neps, t->ncas);
+    return SCEP_OK;
 }
 
 enum scep_err
 scep_service_open(const char *datadir, struct scep_service **out, char *errbuf, size_t errlen)
 {
     struct scep_service *svc = NULL;
-    struct load_ctx lc;
     unsigned char *sec = NULL;
     size_t seclen = 0;
     char p[PATH_MAX];
@@ -252,11 +456,11 @@ scep_service_open(const char *datadir, struct scep_service **out, char *errbuf, 
     errbuf[0] = '\0';
     if ((rc = scep_lib_init()) != SCEP_OK)
         return rc;
-    if ((svc = calloc(1, sizeof(*svc))) == NULL || (svc->datadir = strdup(datadir)) == NULL ||
-        (svc->eps = calloc(MAX_ENDPOINTS, sizeof(*svc->eps))) == NULL) {
+    if ((svc = calloc(1, sizeof(*svc))) == NULL || (svc->datadir = strdup(datadir)) == NULL) {
         rc = SCEP_E_NOMEM;
         goto out;
     }
+    pthread_mutex_init(&svc->reload_mu, NULL);
     if ((rc = scep_path(p, sizeof(p), datadir, SCEP_SECRET_FILE)) != SCEP_OK ||
         (rc = scep_pki_read_file(p, 4096, &sec, &seclen)) != SCEP_OK || seclen != SCEP_SECRET_LEN) {
         snprintf(errbuf, errlen, "%s is missing or damaged; restore it from your backup", p);
@@ -275,21 +479,8 @@ scep_service_open(const char *datadir, struct scep_service **out, char *errbuf, 
         if (rc != SCEP_E_NO_ENTRY)
             goto out;
     }
-    memset(&lc, 0, sizeof(lc));
-    lc.svc = svc;
-    lc.errbuf = errbuf;
-    lc.errlen = errlen;
-    rc = scep_store_each_endpoint(svc->store, load_endpoint, &lc);
-    if (rc != SCEP_OK) {
-        if (lc.rc != SCEP_OK)
-            rc = lc.rc;
+    if ((rc = reload(svc, errbuf, errlen)) != SCEP_OK)
         goto out;
-    }
-    if (svc->neps == 0) {
-        snprintf(errbuf, errlen, "%s has no endpoint; re-create it with scepd init", datadir);
-        rc = SCEP_E_INVALID_ARG;
-        goto out;
-    }
     *out = svc;
     svc = NULL; /* transferred */
     rc = SCEP_OK;
@@ -311,9 +502,11 @@ scep_service_endpoint(const struct scep_service *svc, const char *name, size_t l
         name = SCEP_DEFAULT_ENDPOINT;
         len = strlen(name);
     }
-    for (i = 0; i < svc->neps; i++)
-        if (strlen(svc->eps[i].name) == len && memcmp(svc->eps[i].name, name, len) == 0)
-            return &svc->eps[i];
+    const struct ep_table *t = tbl(svc);
+
+    for (i = 0; i < t->neps; i++)
+        if (strlen(t->eps[i].name) == len && memcmp(t->eps[i].name, name, len) == 0)
+            return &t->eps[i];
     return NULL;
 }
 
@@ -584,6 +777,20 @@ issue_for(const struct scep_endpoint *ep, X509_REQ *req, const unsigned char *tx
     return SCEP_OK;
 }
 
+/* ca is the endpoint's current CA or one it rolled over from (follows next_id). */
+static int
+in_lineage(const struct ep_table *t, const struct ca_entry *ca, int64_t current)
+{
+    int steps;
+
+    for (steps = 0; ca != NULL && steps < 64; steps++) {
+        if (ca->id == current)
+            return 1;
+        ca = ca->next_id != 0 ? ca_by_id(t, ca->next_id) : NULL;
+    }
+    return 0;
+}
+
 /*
  * Is the request signer a certificate this endpoint's CA issued (a
  * renewal, RFC 8894 §2.3 case 2, whatever the messageType says: macOS,
@@ -598,16 +805,26 @@ our_certificate(const struct scep_service *svc, const struct scep_endpoint *ep, 
     int n, same;
     enum scep_err rc;
 
+    const struct ep_table *t = tbl(svc);
+    const struct ca_entry *issuer = NULL;
+    size_t i;
+
     memset(old, 0, sizeof(*old));
     serial[0] = '\0';
-    if (X509_check_issued(ep->ca_cert, signer) != X509_V_OK ||
-        X509_verify(signer, X509_get0_pubkey(ep->ca_cert)) != 1) {
-        ERR_clear_error();
+    /* the endpoint's CA, or one it rolled over from: its certificates still renew */
+    for (i = 0; i < t->ncas && issuer == NULL; i++)
+        if (in_lineage(t, &t->cas[i], ep->ca_id) &&
+            X509_check_issued(t->cas[i].cert, signer) == X509_V_OK &&
+            X509_verify(signer, X509_get0_pubkey(t->cas[i].cert)) == 1)
+            issuer = &t->cas[i];
+    ERR_clear_error();
+    if (issuer == NULL)
         return SCEP_E_NO_ENTRY;
-    }
     scep_serial_hex(signer, serial, 48);
     if ((rc = scep_store_get_cert(svc->store, serial, old)) != SCEP_OK)
         return rc == SCEP_E_NO_ENTRY ? SCEP_E_RENEWAL_SIGNER : rc;
+    if (old->ca_id != issuer->id)
+        return SCEP_E_RENEWAL_SIGNER;
     /* the very certificate we stored, byte for byte */
     n = i2d_X509(signer, &der);
     same = n > 0 && (size_t)n == old->der_len && memcmp(der, old->der, old->der_len) == 0;
@@ -955,22 +1172,12 @@ collect_revoked(void *arg, const char *serial, int64_t at, int reason)
     return 0;
 }
 
-static const struct scep_endpoint *
-endpoint_of_ca(const struct scep_service *svc, int64_t ca_id)
-{
-    size_t i;
-
-    for (i = 0; i < svc->neps; i++)
-        if (svc->eps[i].ca_id == ca_id)
-            return &svc->eps[i];
-    return NULL;
-}
 
 /* A new CRL for the CA (number one past the stored one), stored if still newest. */
 static enum scep_err
 make_crl(const struct scep_service *svc, int64_t ca_id)
 {
-    const struct scep_endpoint *ep = endpoint_of_ca(svc, ca_id);
+    const struct ca_entry *ca = ca_by_id(tbl(svc), ca_id);
     struct revoked_list l;
     unsigned char *der = NULL, *old = NULL;
     size_t len = 0, oldlen = 0, i;
@@ -978,7 +1185,7 @@ make_crl(const struct scep_service *svc, int64_t ca_id)
     time_t now = time(NULL);
     enum scep_err rc;
 
-    if (ep == NULL)
+    if (ca == NULL)
         return SCEP_E_NO_ENTRY;
     memset(&l, 0, sizeof(l));
     rc = scep_store_get_crl(svc->store, ca_id, &number, &old, &oldlen, &next);
@@ -989,7 +1196,7 @@ make_crl(const struct scep_service *svc, int64_t ca_id)
         goto out;
     for (i = 0; i < l.n; i++)
         l.v[i].serial = l.serials[i];
-    if ((rc = scep_crl_build(ep->ca_cert, ep->ca_key, number + 1, l.v, l.n, now, &der, &len)) !=
+    if ((rc = scep_crl_build(ca->cert, ca->key, number + 1, l.v, l.n, now, &der, &len)) !=
         SCEP_OK)
         goto out;
     rc = scep_store_set_crl(svc->store, ca_id, number + 1, der, len,
@@ -997,7 +1204,7 @@ make_crl(const struct scep_service *svc, int64_t ca_id)
     if (rc == SCEP_E_CONFLICT)
         rc = SCEP_OK; /* a concurrent maker stored a newer one */
     if (rc == SCEP_OK)
-        scep_log(SCEP_LOG_INFO, "crl", "made ca=%s number=%lld revoked=%zu", ep->ca_name,
+        scep_log(SCEP_LOG_INFO, "crl", "made ca=%s number=%lld revoked=%zu", ca->name,
                  (long long)(number + 1), l.n);
 out:
     free(der);
@@ -1024,15 +1231,16 @@ scep_service_crl(const struct scep_service *svc, int64_t ca_id, unsigned char **
     return scep_store_get_crl(svc->store, ca_id, &number, der, len, &next);
 }
 
-const struct scep_endpoint *
-scep_service_endpoint_for_ca(const struct scep_service *svc, const char *ca_name, size_t len)
+int64_t
+scep_service_ca_by_name(const struct scep_service *svc, const char *name, size_t len)
 {
+    const struct ep_table *t = tbl(svc);
     size_t i;
 
-    for (i = 0; i < svc->neps; i++)
-        if (strlen(svc->eps[i].ca_name) == len && memcmp(svc->eps[i].ca_name, ca_name, len) == 0)
-            return &svc->eps[i];
-    return NULL;
+    for (i = 0; i < t->ncas; i++)
+        if (strlen(t->cas[i].name) == len && memcmp(t->cas[i].name, name, len) == 0)
+            return t->cas[i].id;
+    return 0;
 }
 
 enum scep_err
@@ -1052,18 +1260,15 @@ scep_service_revoke(const struct scep_service *svc, const char *serial, int reas
 void
 scep_service_maintain(const struct scep_service *svc)
 {
-    size_t i, j;
+    const struct ep_table *t = tbl(svc);
+    size_t i;
 
-    for (i = 0; i < svc->neps; i++) {
+    /* every CA, also those rolled over: their certificates are still revocable */
+    for (i = 0; i < t->ncas; i++) {
         unsigned char *der = NULL;
         size_t len = 0;
-        for (j = 0; j < i; j++)
-            if (svc->eps[j].ca_id == svc->eps[i].ca_id)
-                break;
-        if (j < i)
-            continue; /* this CA was done */
-        if (scep_service_crl(svc, svc->eps[i].ca_id, &der, &len) != SCEP_OK)
-            scep_log(SCEP_LOG_ERROR, "crl", "cannot refresh ca=%s", svc->eps[i].ca_name);
+        if (scep_service_crl(svc, t->cas[i].id, &der, &len) != SCEP_OK)
+            scep_log(SCEP_LOG_ERROR, "crl", "cannot refresh ca=%s", t->cas[i].name);
         free(der);
     }
 }
@@ -1224,9 +1429,11 @@ endpoint_by_id(const struct scep_service *svc, int64_t id)
 {
     size_t i;
 
-    for (i = 0; i < svc->neps; i++)
-        if (svc->eps[i].id == id)
-            return &svc->eps[i];
+    const struct ep_table *t = tbl(svc);
+
+    for (i = 0; i < t->neps; i++)
+        if (t->eps[i].id == id)
+            return &t->eps[i];
     return NULL;
 }
 
@@ -1303,4 +1510,223 @@ scep_service_reject(const struct scep_service *svc, int64_t req_id, const char *
     if (rc == SCEP_OK)
         scep_log(SCEP_LOG_INFO, "issue", "rejected request=%lld", (long long)req_id);
     return rc;
+}
+
+void
+scep_service_getnextcacert(const struct scep_service *svc, const struct scep_endpoint *ep,
+                           struct scep_result *r)
+{
+    (void)svc;
+    result_init(r);
+    if (ep->nextcacert_der == NULL) {
+        scep_service_http_error(SCEP_E_NO_NEXT_CA, r);
+        return;
+    }
+    r->http_status = 200;
+    r->content_type = "application/x-x509-next-ca-cert";
+    r->body = ep->nextcacert_der;
+    r->body_len = ep->nextcacert_len;
+}
+
+/* "rsa:2048" ... for a new key of the same kind as k. */
+static const char *
+same_kind(EVP_PKEY *k)
+{
+    int bits = EVP_PKEY_get_bits(k);
+
+    if (EVP_PKEY_get_base_id(k) == EVP_PKEY_EC)
+        return bits > 256 ? "ec:p384" : "ec:p256";
+    return bits >= 4096 ? "rsa:4096" : bits >= 3072 ? "rsa:3072" : "rsa:2048";
+}
+
+/* The successor's subject: the CN gets " G<gen>" (an older " G<n>" replaced). */
+static X509_NAME *
+successor_name(const X509_NAME *cur, int gen)
+{
+    X509_NAME *n = X509_NAME_dup(cur);
+    int loc = n != NULL ? X509_NAME_get_index_by_NID(n, NID_commonName, -1) : -1;
+    char cn[200], *g;
+    X509_NAME_ENTRY *e;
+
+    if (n == NULL)
+        return NULL;
+    if (loc < 0) {
+        snprintf(cn, sizeof(cn), "scepd CA G%d", gen);
+        if (!X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_UTF8,
+                                        (const unsigned char *)cn, -1, -1, 0)) {
+            X509_NAME_free(n);
+            return NULL;
+        }
+        return n;
+    }
+    if (X509_NAME_get_text_by_NID(n, NID_commonName, cn, 160) < 0) {
+        X509_NAME_free(n);
+        return NULL;
+    }
+    if ((g = strrchr(cn, ' ')) != NULL && g[1] == 'G' && strspn(g + 2, "0123456789") == strlen(g + 2))
+        *g = '\0';
+    snprintf(cn + strlen(cn), sizeof(cn) - strlen(cn), " G%d", gen);
+    e = X509_NAME_delete_entry(n, loc);
+    X509_NAME_ENTRY_free(e);
+    if (!X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn,
+                                    -1, loc, 0)) {
+        X509_NAME_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+static enum scep_err
+cert_der_of(X509 *x, unsigned char **der, size_t *len)
+{
+    int n;
+
+    *der = NULL;
+    n = i2d_X509(x, der);
+    if (n <= 0)
+        return SCEP_E_INTERNAL;
+    *len = (size_t)n;
+    return SCEP_OK;
+}
+
+enum scep_err
+scep_service_rollover(struct scep_service *svc, const char *endpoint, int self_signed,
+                      char *errbuf, size_t errlen)
+{
+    const struct scep_endpoint *ep;
+    const struct ca_entry *cur;
+    const struct ep_table *t;
+    EVP_PKEY *key = NULL, *ra_key = NULL;
+    X509 *ca = NULL, *ra = NULL;
+    X509_NAME *name = NULL, *ra_name = NULL;
+    struct scep_ca_row next;
+    unsigned char *ra_der = NULL;
+    size_t ra_len = 0;
+    char p[PATH_MAX], f_cakey[64], f_cacrt[64], f_rakey[64], f_racrt[64], ra_dn[64];
+    int64_t next_id = 0;
+    int gen;
+    enum scep_err rc;
+
+    memset(&next, 0, sizeof(next));
+    errbuf[0] = '\0';
+    pthread_mutex_lock(&svc->reload_mu);
+    t = tbl(svc);
+    ep = scep_service_endpoint(svc, endpoint, endpoint != NULL ? strlen(endpoint) : 0);
+    if (ep == NULL) {
+        snprintf(errbuf, errlen, "no endpoint %s", endpoint ? endpoint : SCEP_DEFAULT_ENDPOINT);
+        rc = SCEP_E_NO_ENTRY;
+        goto out;
+    }
+    if (ep->next_ca_cert != NULL || (cur = ca_by_id(t, ep->ca_id)) == NULL || cur->next_id != 0) {
+        snprintf(errbuf, errlen, "a rollover is already prepared for %s; switch to it first", ep->name);
+        rc = SCEP_E_CONFLICT;
+        goto out;
+    }
+    gen = (int)t->ncas + 1;
+    snprintf(f_cakey, sizeof(f_cakey), "ca-g%d.key", gen);
+    snprintf(f_cacrt, sizeof(f_cacrt), "ca-g%d.crt", gen);
+    snprintf(f_rakey, sizeof(f_rakey), "ra-g%d.key", gen);
+    snprintf(f_racrt, sizeof(f_racrt), "ra-g%d.crt", gen);
+    snprintf(ra_dn, sizeof(ra_dn), "CN=scepd RA G%d,O=scepd", gen);
+    rc = SCEP_E_INTERNAL;
+    if ((rc = scep_pki_genkey(same_kind(cur->key), &key)) != SCEP_OK ||
+        (name = successor_name(X509_get_subject_name(cur->cert), gen)) == NULL ||
+        (rc = self_signed ? scep_pki_make_root(key, name, 3650, &ca)
+                          : scep_pki_make_ca_signed(key, name, cur->cert, cur->key, 3650, &ca)) !=
+            SCEP_OK ||
+        (rc = scep_pki_genkey("rsa:2048", &ra_key)) != SCEP_OK ||
+        (rc = scep_pki_parse_dn(ra_dn, &ra_name)) != SCEP_OK ||
+        (rc = scep_pki_make_ra(ra_key, ra_name, ca, key, 1825, &ra)) != SCEP_OK) {
+        rc = rc == SCEP_OK ? SCEP_E_INTERNAL : rc;
+        snprintf(errbuf, errlen, "cannot make the next CA: %s", scep_strerror(rc));
+        goto out;
+    }
+    /* key and certificate files first (O_EXCL, 0600), the database last */
+    if ((rc = scep_path(p, sizeof(p), svc->datadir, f_cakey)) != SCEP_OK ||
+        (rc = scep_pki_write_key(p, key)) != SCEP_OK ||
+        (rc = scep_path(p, sizeof(p), svc->datadir, f_cacrt)) != SCEP_OK ||
+        (rc = scep_pki_write_cert(p, ca)) != SCEP_OK ||
+        (rc = scep_path(p, sizeof(p), svc->datadir, f_rakey)) != SCEP_OK ||
+        (rc = scep_pki_write_key(p, ra_key)) != SCEP_OK ||
+        (rc = scep_path(p, sizeof(p), svc->datadir, f_racrt)) != SCEP_OK ||
+        (rc = scep_pki_write_cert(p, ra)) != SCEP_OK) {
+        snprintf(errbuf, errlen, "cannot write %s: %s", p, scep_strerror(rc));
+        goto out;
+    }
+    {
+        /* "default" -> "default-g2"; "default-g2" -> "default-g3" */
+        char base[SCEP_NAME_MAX], *dash;
+        snprintf(base, sizeof(base), "%s", cur->name);
+        if ((dash = strrchr(base, '-')) != NULL && dash[1] == 'g' && dash[2] != '\0' &&
+            strspn(dash + 2, "0123456789") == strlen(dash + 2))
+            *dash = '\0';
+        if (strlen(base) > sizeof(next.name) - 16)
+            base[sizeof(next.name) - 16] = '\0';
+        snprintf(next.name, sizeof(next.name), "%.40s-g%d", base, gen);
+    }
+    snprintf(next.key_ref, sizeof(next.key_ref), "%s", f_cakey);
+    if ((rc = cert_der_of(ca, &next.cert_der, &next.cert_len)) != SCEP_OK ||
+        (rc = cert_der_of(ra, &ra_der, &ra_len)) != SCEP_OK)
+        goto out;
+    rc = scep_store_prepare_rollover(svc->store, ep->id, cur->id, &next, ra_der, ra_len, f_rakey,
+                                     &next_id);
+    if (rc != SCEP_OK) {
+        snprintf(errbuf, errlen, "cannot record the next CA: %s", scep_strerror(rc));
+        goto out;
+    }
+    scep_log(SCEP_LOG_INFO, "ca", "rollover prepared endpoint=%s next_ca=%s signed_by=%s",
+             ep->name, next.name, self_signed ? "itself" : cur->name);
+    rc = reload(svc, errbuf, errlen);
+out:
+    pthread_mutex_unlock(&svc->reload_mu);
+    OPENSSL_free(next.cert_der);
+    OPENSSL_free(ra_der);
+    X509_NAME_free(name);
+    X509_NAME_free(ra_name);
+    X509_free(ca);
+    X509_free(ra);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(ra_key);
+    return rc;
+}
+
+enum scep_err
+scep_service_switch_ca(struct scep_service *svc, const char *endpoint, char *errbuf, size_t errlen)
+{
+    const struct scep_endpoint *ep;
+    enum scep_err rc;
+
+    errbuf[0] = '\0';
+    pthread_mutex_lock(&svc->reload_mu);
+    ep = scep_service_endpoint(svc, endpoint, endpoint != NULL ? strlen(endpoint) : 0);
+    if (ep == NULL) {
+        snprintf(errbuf, errlen, "no endpoint %s", endpoint ? endpoint : SCEP_DEFAULT_ENDPOINT);
+        rc = SCEP_E_NO_ENTRY;
+    } else if ((rc = scep_store_switch_ca(svc->store, ep->id)) != SCEP_OK) {
+        snprintf(errbuf, errlen, "%s", rc == SCEP_E_NO_ENTRY
+                                           ? "no rollover is prepared; run ca rollover first"
+                                           : scep_strerror(rc));
+    } else {
+        scep_log(SCEP_LOG_INFO, "ca", "switched endpoint=%s to its next CA", ep->name);
+        rc = reload(svc, errbuf, errlen);
+    }
+    pthread_mutex_unlock(&svc->reload_mu);
+    return rc;
+}
+
+enum scep_err
+scep_service_each_ca(const struct scep_service *svc, scep_service_ca_cb cb, void *arg)
+{
+    const struct ep_table *t = tbl(svc);
+    size_t i, j;
+
+    for (i = 0; i < t->ncas; i++) {
+        const char *used_by = NULL;
+        for (j = 0; j < t->neps; j++)
+            if (t->eps[j].ca_id == t->cas[i].id)
+                used_by = t->eps[j].name;
+        if (cb(arg, t->cas[i].id, t->cas[i].name, t->cas[i].cert, t->cas[i].next_id, used_by))
+            return SCEP_E_INTERNAL;
+    }
+    return SCEP_OK;
 }

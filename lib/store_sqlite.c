@@ -26,7 +26,7 @@
 #define POOL_MAX 64
 #define BUSY_TIMEOUT_MS 10000
 /* A new database is made at version 1 and migrated like an old one. */
-#define SCHEMA_VERSION_LATEST 2
+#define SCHEMA_VERSION_LATEST 3
 
 struct scep_commit;
 
@@ -91,6 +91,9 @@ static const char *const migrations[] = {
     "ALTER TABLE ca ADD COLUMN crl_next_update INTEGER;"
     "CREATE INDEX request_status ON request(status);"
     "CREATE INDEX certificate_ca_status ON certificate(ca_id, status);",
+    /* 2 -> 3: CA rollover, the endpoint's next RA */
+    "ALTER TABLE endpoint ADD COLUMN next_ra_cert_der BLOB;"
+    "ALTER TABLE endpoint ADD COLUMN next_ra_key_ref TEXT;",
 };
 
 static enum scep_err
@@ -471,6 +474,7 @@ void
 scep_endpoint_row_clear(struct scep_endpoint_row *r)
 {
     free(r->ra_cert_der);
+    free(r->next_ra_cert_der);
     memset(r, 0, sizeof(*r));
 }
 
@@ -535,8 +539,8 @@ scep_store_each_endpoint(struct scep_store *s, scep_endpoint_cb cb, void *arg)
     r = prep(db,
              "SELECT id, name, ca_id, ra_cert_der, ra_key_ref, challenge_mode, challenge_hash,"
              " getcacert_format, allow_des, advertise_post, validity_days, enabled, approval,"
-             " renewal_window_days, renewal_grace_days, revoke_on_renewal, getcert_format"
-             " FROM endpoint ORDER BY id",
+             " renewal_window_days, renewal_grace_days, revoke_on_renewal, getcert_format,"
+             " next_ra_cert_der, next_ra_key_ref FROM endpoint ORDER BY id",
              &st);
     if (r != SQLITE_OK) {
         rc = map_rc(r);
@@ -571,6 +575,10 @@ scep_store_each_endpoint(struct scep_store *s, scep_endpoint_cb cb, void *arg)
         e.revoke_on_renewal = sqlite3_column_int(st, 15);
         e.getcert_chain = sqlite3_column_text(st, 16) != NULL &&
                           strcmp((const char *)sqlite3_column_text(st, 16), "chain") == 0;
+        if (sqlite3_column_type(st, 17) == SQLITE_BLOB) {
+            e.next_ra_cert_der = dup_blob(st, 17, &e.next_ra_cert_len);
+            col_text(st, 18, e.next_ra_key_ref, sizeof(e.next_ra_key_ref));
+        }
         if (e.ra_cert_der == NULL) {
             rc = SCEP_E_NOMEM;
             goto out;
@@ -1459,6 +1467,136 @@ scep_store_set_crl(struct scep_store *s, int64_t ca_id, int64_t number, const un
         rc = map_rc(r);
     else if (sqlite3_changes(db) != 1)
         rc = SCEP_E_CONFLICT;
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
+}
+
+enum scep_err
+scep_store_each_ca(struct scep_store *s, scep_ca_cb cb, void *arg)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db, "SELECT id, name, cert_der, key_ref, next_ca_id FROM ca ORDER BY id", &st)) !=
+        SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct scep_ca_row ca;
+        int stop;
+        memset(&ca, 0, sizeof(ca));
+        ca.id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, ca.name, sizeof(ca.name));
+        ca.cert_der = dup_blob(st, 2, &ca.cert_len);
+        col_text(st, 3, ca.key_ref, sizeof(ca.key_ref));
+        ca.next_ca_id = sqlite3_column_int64(st, 4);
+        if (ca.cert_der == NULL) {
+            rc = SCEP_E_NOMEM;
+            goto out;
+        }
+        stop = cb(arg, &ca);
+        scep_ca_row_clear(&ca);
+        if (stop) {
+            rc = SCEP_E_INTERNAL;
+            goto out;
+        }
+    }
+    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+enum scep_err
+scep_store_prepare_rollover(struct scep_store *s, int64_t endpoint_id, int64_t ca_id,
+                            const struct scep_ca_row *next, const unsigned char *ra_der,
+                            size_t ra_len, const char *ra_key_ref, int64_t *next_id)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db, "INSERT INTO ca(name, cert_der, key_ref, created_at) VALUES (?,?,?,?)", &st)) !=
+        SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, next->name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, next->cert_der, (int)next->cert_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, next->key_ref, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
+    if ((rc = map_rc(sqlite3_step(st))) != SCEP_OK)
+        goto out;
+    *next_id = sqlite3_last_insert_rowid(db);
+    sqlite3_finalize(st);
+    st = NULL;
+    /* only a CA without a prepared successor, only the endpoint still on it */
+    if ((r = prep(db, "UPDATE ca SET next_ca_id = ? WHERE id = ? AND next_ca_id IS NULL", &st)) !=
+        SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, *next_id);
+    sqlite3_bind_int64(st, 2, ca_id);
+    if ((rc = map_rc(sqlite3_step(st))) != SCEP_OK)
+        goto out;
+    if (sqlite3_changes(db) != 1) {
+        rc = SCEP_E_CONFLICT;
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((r = prep(db,
+                  "UPDATE endpoint SET next_ra_cert_der = ?, next_ra_key_ref = ?"
+                  " WHERE id = ? AND ca_id = ?",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_blob(st, 1, ra_der, (int)ra_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ra_key_ref, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, endpoint_id);
+    sqlite3_bind_int64(st, 4, ca_id);
+    if ((rc = map_rc(sqlite3_step(st))) == SCEP_OK && sqlite3_changes(db) != 1)
+        rc = SCEP_E_CONFLICT;
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
+}
+
+enum scep_err
+scep_store_switch_ca(struct scep_store *s, int64_t endpoint_id)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db,
+                  "UPDATE endpoint SET ca_id = (SELECT next_ca_id FROM ca WHERE ca.id = endpoint.ca_id),"
+                  " ra_cert_der = next_ra_cert_der, ra_key_ref = next_ra_key_ref,"
+                  " next_ra_cert_der = NULL, next_ra_key_ref = NULL"
+                  " WHERE id = ? AND next_ra_cert_der IS NOT NULL"
+                  " AND (SELECT next_ca_id FROM ca WHERE ca.id = endpoint.ca_id) IS NOT NULL",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, endpoint_id);
+    if ((rc = map_rc(sqlite3_step(st))) == SCEP_OK && sqlite3_changes(db) != 1)
+        rc = SCEP_E_NO_ENTRY;
 out:
     sqlite3_finalize(st);
     return end_write(s, db, rc);

@@ -88,6 +88,8 @@ enum scep_errcat {
       "the message content is not an IssuerAndSerialNumber")                                      \
     X(SCEP_E_UNKNOWN_CERT, "unknown_cert", SCEP_CAT_BADCERTID,                                     \
       "no certificate of this CA with this serial for this requester")                            \
+    X(SCEP_E_NO_NEXT_CA, "no_next_ca", SCEP_CAT_HTTP404,                                           \
+      "no CA rollover is prepared for this endpoint")                                             \
     X(SCEP_E_REJECTED, "rejected", SCEP_CAT_BADREQUEST, "the request was rejected by an operator")  \
     X(SCEP_E_UNKNOWN_TXID, "unknown_txid", SCEP_CAT_BADCERTID,                                     \
       "no request with this transactionID for this key")                                          \

@@ -47,6 +47,10 @@ struct scep_endpoint {
     int renewal_grace_days;
     int revoke_on_renewal;
     int getcert_chain;
+    X509 *next_ca_cert; /* a prepared rollover (GetNextCACert), or NULL */
+    X509 *next_ra_cert;
+    unsigned char *nextcacert_der; /* cached GetNextCACert body */
+    size_t nextcacert_len;
     unsigned char *cacert_der; /* cached GetCACert body */
     size_t cacert_len;
     const char *cacert_type;
@@ -112,11 +116,31 @@ enum scep_err scep_service_revoke(const struct scep_service *svc, const char *se
 /* The CA's current CRL (DER, malloc'ed), made or remade when needed. */
 enum scep_err scep_service_crl(const struct scep_service *svc, int64_t ca_id, unsigned char **der,
                                size_t *len) SCEP_WUR;
-/* The first endpoint of the CA with this name (for /crl/NAME.crl), or NULL. */
-const struct scep_endpoint *scep_service_endpoint_for_ca(const struct scep_service *svc,
-                                                         const char *ca_name, size_t len);
+/* The id of the CA with this name (for /crl/NAME.crl), or 0. */
+int64_t scep_service_ca_by_name(const struct scep_service *svc, const char *name, size_t len);
 /* Periodic work (call every minute or so): CRLs remade before their nextUpdate. */
 void scep_service_maintain(const struct scep_service *svc);
+
+/* GetNextCACert (RFC 8894 §4.7): 404 (SCEP_E_NO_NEXT_CA) when no rollover is prepared. */
+void scep_service_getnextcacert(const struct scep_service *svc, const struct scep_endpoint *ep,
+                                struct scep_result *r);
+
+/*
+ * CA rollover.  rollover: a new CA (same key type; cross-signed by the
+ * current CA, or self-signed) and a new RA are made, stored and served by
+ * GetNextCACert; the endpoint still issues from the current CA.  switch:
+ * the endpoint issues from the new CA with the new RA; certificates of the
+ * old CA still renew and stay revocable.  Both apply without a restart.
+ * endpoint NULL: the default.  errbuf says what went wrong.
+ */
+enum scep_err scep_service_rollover(struct scep_service *svc, const char *endpoint,
+                                    int self_signed, char *errbuf, size_t errlen) SCEP_WUR;
+enum scep_err scep_service_switch_ca(struct scep_service *svc, const char *endpoint, char *errbuf,
+                                     size_t errlen) SCEP_WUR;
+typedef int (*scep_service_ca_cb)(void *arg, int64_t id, const char *name, X509 *cert,
+                                  int64_t next_id, const char *used_by);
+enum scep_err scep_service_each_ca(const struct scep_service *svc, scep_service_ca_cb cb,
+                                   void *arg) SCEP_WUR;
 
 /* A plain-text HTTP error reply for err (no CertRep possible). */
 void scep_service_http_error(enum scep_err err, struct scep_result *r);

@@ -34,11 +34,25 @@ struct scep_ca_row {
     unsigned char *cert_der; /* owned by the row: scep_ca_row_clear */
     size_t cert_len;
     char key_ref[SCEP_REF_MAX]; /* key file, relative to the data dir */
+    int64_t next_ca_id;         /* the CA prepared to succeed it (rollover), or 0 */
 };
 void scep_ca_row_clear(struct scep_ca_row *r);
 enum scep_err scep_store_add_ca(struct scep_store *s, const struct scep_ca_row *r,
                                 int64_t *id) SCEP_WUR;
 enum scep_err scep_store_get_ca(struct scep_store *s, int64_t id, struct scep_ca_row *out) SCEP_WUR;
+typedef int (*scep_ca_cb)(void *arg, const struct scep_ca_row *row);
+enum scep_err scep_store_each_ca(struct scep_store *s, scep_ca_cb cb, void *arg) SCEP_WUR;
+/*
+ * CA rollover, step 1: store the next CA (next->name, cert, key_ref), make
+ * it the successor of ca_id and give the endpoint its next RA.
+ * SCEP_E_CONFLICT when a successor is already prepared.
+ */
+enum scep_err scep_store_prepare_rollover(struct scep_store *s, int64_t endpoint_id, int64_t ca_id,
+                                          const struct scep_ca_row *next,
+                                          const unsigned char *ra_der, size_t ra_len,
+                                          const char *ra_key_ref, int64_t *next_id) SCEP_WUR;
+/* Step 2: the endpoint issues from the successor with the next RA.  SCEP_E_NO_ENTRY: none prepared. */
+enum scep_err scep_store_switch_ca(struct scep_store *s, int64_t endpoint_id) SCEP_WUR;
 
 struct scep_endpoint_row {
     int64_t id;
@@ -60,6 +74,9 @@ struct scep_endpoint_row {
     int renewal_grace_days;  /* an expired certificate may still renew this long */
     int revoke_on_renewal;   /* the renewed certificate is revoked (superseded) */
     int getcert_chain;       /* GetCert answers with the chain, not the certificate alone */
+    unsigned char *next_ra_cert_der; /* the RA of the prepared next CA (owned), or NULL */
+    size_t next_ra_cert_len;
+    char next_ra_key_ref[SCEP_REF_MAX];
 };
 void scep_endpoint_row_clear(struct scep_endpoint_row *r);
 enum scep_err scep_store_add_endpoint(struct scep_store *s, const struct scep_endpoint_row *r,

@@ -67,6 +67,31 @@ expect_success(struct fixture *f, struct test_req *t, EVP_PKEY *key, const char 
     return cert;
 }
 
+/* SUCCESS whose certificate was issued by ca (after a rollover). */
+static X509 *
+expect_success_ca(struct fixture *f, struct test_req *t, EVP_PKEY *key, const char *cn, X509 *ca)
+{
+    struct scep_result r;
+    struct scep_client_reply rep;
+    char buf[256];
+    X509 *cert;
+
+    test_run(f, t->der, t->der_len, &r);
+    assert_int_equal(r.err, SCEP_OK);
+    test_reply(f, &r, t, key, &rep);
+    assert_int_equal(rep.status, 0);
+    assert_non_null(rep.cert);
+    X509_NAME_get_text_by_NID(X509_get_subject_name(rep.cert), NID_commonName, buf, sizeof(buf));
+    assert_string_equal(buf, cn);
+    assert_int_equal(X509_check_issued(ca, rep.cert), X509_V_OK);
+    assert_int_equal(X509_verify(rep.cert, X509_get0_pubkey(ca)), 1);
+    cert = rep.cert;
+    rep.cert = NULL;
+    scep_client_reply_clear(&rep);
+    scep_result_clear(&r);
+    return cert;
+}
+
 /* A FAILURE CertRep with failInfo fi and failInfoText text; no certificate written. */
 static void
 expect_failure(struct fixture *f, struct test_req *t, EVP_PKEY *key, int fi, enum scep_err err)
@@ -1232,6 +1257,93 @@ test_service_windows_signer_critical_aki(void **state)
     test_req_clear(&t);
 }
 
+/* RFC 8894 §4.7: rollover, GetNextCACert signed by the current CA, switch, old certificates renew. */
+static void
+test_service_ca_rollover(void **state)
+{
+    struct fixture *f = *state;
+    struct scep_result r;
+    struct test_req t, u;
+    char err[512];
+    const unsigned char *p;
+    CMS_ContentInfo *cms;
+    STACK_OF(X509) *trust = sk_X509_new_null();
+    BIO *inner = BIO_new(BIO_s_mem());
+    BUF_MEM *bm;
+    PKCS7 *p7;
+    X509 *next_ra, *next_ca, *old_cert, *new_cert, *renewed;
+
+    /* nothing prepared yet */
+    scep_service_getnextcacert(f->svc, f->ep, &r);
+    assert_int_equal(r.http_status, 404);
+    scep_result_clear(&r);
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=before", TEST_CHALLENGE);
+    old_cert = expect_success(f, &t, test_key(0), "before");
+
+    assert_int_equal(scep_service_rollover(f->svc, NULL, 0, err, sizeof(err)), SCEP_OK);
+    assert_int_equal(scep_service_rollover(f->svc, NULL, 0, err, sizeof(err)), SCEP_E_CONFLICT);
+    f->ep = scep_service_endpoint(f->svc, NULL, 0);
+    scep_service_getcacaps(f->svc, f->ep, &r);
+    assert_non_null(memmem(r.body, r.body_len, "GetNextCACert\n", 14));
+    scep_result_clear(&r);
+    scep_service_getnextcacert(f->svc, f->ep, &r);
+    assert_int_equal(r.http_status, 200);
+    assert_string_equal(r.content_type, "application/x-x509-next-ca-cert");
+    /* SignedData signed by the current CA, content a certs-only bundle: RA, then CA */
+    p = r.body;
+    cms = d2i_CMS_ContentInfo(NULL, &p, (long)r.body_len);
+    assert_non_null(cms);
+    sk_X509_push(trust, f->ca);
+    assert_int_equal(CMS_verify(cms, trust, NULL, NULL, inner,
+                                CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY | CMS_NOINTERN),
+                     1);
+    BIO_get_mem_ptr(inner, &bm);
+    p = (const unsigned char *)bm->data;
+    p7 = d2i_PKCS7(NULL, &p, (long)bm->length);
+    assert_non_null(p7);
+    assert_int_equal(sk_X509_num(p7->d.sign->cert), 2);
+    next_ra = X509_dup(sk_X509_value(p7->d.sign->cert, 0));
+    next_ca = X509_dup(sk_X509_value(p7->d.sign->cert, 1));
+    assert_int_equal(X509_check_issued(f->ca, next_ca), X509_V_OK); /* cross-signed */
+    assert_int_equal(X509_check_issued(next_ca, next_ra), X509_V_OK);
+    assert_int_equal(X509_check_ca(next_ca), 1);
+    PKCS7_free(p7);
+    CMS_ContentInfo_free(cms);
+    scep_result_clear(&r);
+
+    /* still issuing from the current CA until the switch */
+    test_req_make(&u, f, test_key(1), test_key(1), "CN=between", TEST_CHALLENGE);
+    new_cert = expect_success(f, &u, test_key(1), "between");
+    assert_int_equal(X509_check_issued(f->ca, new_cert), X509_V_OK);
+    X509_free(new_cert);
+    test_req_clear(&u);
+
+    assert_int_equal(scep_service_switch_ca(f->svc, NULL, err, sizeof(err)), SCEP_OK);
+    assert_int_equal(scep_service_switch_ca(f->svc, NULL, err, sizeof(err)), SCEP_E_NO_ENTRY);
+    f->ep = scep_service_endpoint(f->svc, NULL, 0);
+    X509_free(f->ra);
+    f->ra = X509_dup(next_ra); /* clients now encrypt to the new RA */
+    assert_int_equal(X509_check_issued(f->ca, next_ca), X509_V_OK);
+    X509_free(f->ca);
+    f->ca = X509_dup(next_ca);
+    test_req_make(&u, f, test_key(2), test_key(2), "CN=after", TEST_CHALLENGE);
+    new_cert = expect_success_ca(f, &u, test_key(2), "after", next_ca);
+    test_req_clear(&u);
+    /* a certificate of the old CA renews, from the new CA */
+    renewal_req(&u, f, old_cert, test_key(0), test_key(3), "CN=before", 17, "after-switch");
+    renewed = expect_renewed(f, &u, test_key(3), "before");
+    assert_int_equal(X509_check_issued(next_ca, renewed), X509_V_OK);
+    test_req_clear(&u);
+    X509_free(renewed);
+    X509_free(new_cert);
+    X509_free(old_cert);
+    X509_free(next_ra);
+    X509_free(next_ca);
+    sk_X509_free(trust);
+    BIO_free(inner);
+    test_req_clear(&t);
+}
+
 int
 main(void)
 {
@@ -1265,6 +1377,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_service_ec_client_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_windows_validity_period, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_windows_signer_critical_aki, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_ca_rollover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_getcacaps_and_getcacert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_ra_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_certrep_signature_algorithm, setup, teardown),
