@@ -49,6 +49,7 @@ struct cfg {
     enum op op;
     long long n, c;
     int use_get;
+    int get_apple; /* GET message with only '=' escaped, '+' and '/' raw (Apple) */
     int http10;
     int verify_all;
 };
@@ -87,7 +88,8 @@ usage(FILE *f)
                "  -n N                 number of requests (default 1000)\n"
                "  -c C                 concurrent keep-alive connections (default 8)\n"
                "  --challenge S        challenge password (enroll)\n"
-               "  --method post|get    PKIOperation transport (default post)\n"
+               "  --method post|get|get-apple  PKIOperation transport (default post); get-apple\n"
+            "                       leaves '+' and '/' unescaped in message= as iOS/macOS do\n"
             "  --http1.0            speak HTTP/1.0 (as Cisco IOS does), one connection per request\n"
                "  --cipher NAME        AES-128-CBC (default), AES-256-CBC, DES-EDE3-CBC, DES-CBC\n"
                "  --key-cache DIR      where RSA-2048 client keys are kept between runs\n"
@@ -301,7 +303,7 @@ prepare_worker(void *arg)
             }
             o = (size_t)snprintf(it->get_url, ulen, "%s?operation=PKIOperation&message=", cfg->url);
             for (j = 0; b64[j]; j++) {
-                if (b64[j] == '+' || b64[j] == '/' || b64[j] == '=')
+                if (b64[j] == '=' || (!cfg->get_apple && (b64[j] == '+' || b64[j] == '/')))
                     o += (size_t)snprintf(it->get_url + o, ulen - o, "%%%02X", b64[j]);
                 else
                     it->get_url[o++] = b64[j];
@@ -469,11 +471,13 @@ main(int argc, char **argv)
             cfg.challenge = optarg;
             break;
         case 'm':
-            if (strcmp(optarg, "get") != 0 && strcmp(optarg, "post") != 0) {
-                fprintf(stderr, "scep-bench: --method %s: use post or get\n", optarg);
+            if (strcmp(optarg, "get") != 0 && strcmp(optarg, "post") != 0 &&
+                strcmp(optarg, "get-apple") != 0) {
+                fprintf(stderr, "scep-bench: --method %s: use post, get or get-apple\n", optarg);
                 return 2;
             }
-            cfg.use_get = strcmp(optarg, "get") == 0;
+            cfg.use_get = strcmp(optarg, "post") != 0;
+            cfg.get_apple = strcmp(optarg, "get-apple") == 0;
             break;
         case 'x':
             cfg.cipher = optarg;

@@ -66,6 +66,14 @@ out=$("$BUILD_DIR/scep-bench" --url "$SCEPD_URL" --challenge "$CHALLENGE" -n 3 -
 if grep -q "failures=0 " <<<"$out" && [[ $(grep -c 'method=GET http=1.0 msgtype=19(PKCSReq).*pki=SUCCESS' "$SCEPD_LOG") == 3 ]]; then
     pass pkioperation-get-http10; else fail pkioperation-get-http10 "$out"; fi
 
+# Apple style: GET with '+' and '/' left raw in message= (only '=' escaped)
+before=$(grep -c 'pki=SUCCESS' "$SCEPD_LOG" || true)
+out=$("$BUILD_DIR/scep-bench" --url "$SCEPD_URL" --challenge "$CHALLENGE" -n 6 -c 2 --method get-apple \
+    --verify all --key-cache "$BUILD_DIR/bench-keys" 2>&1 || true)
+after=$(grep -c 'pki=SUCCESS' "$SCEPD_LOG" || true)
+if grep -q "failures=0 " <<<"$out" && ((after - before == 6)); then pass pkioperation-get-apple-raw-plus-slash; else
+    fail pkioperation-get-apple-raw-plus-slash "$out"; fi
+
 # The admin API needs the token.
 if curl -s --unix-socket "$D/admin.sock" -o "$WORK/body" -w '%{http_code}' http://x/v1/certs | grep -q 401; then
     pass admin-needs-token
