@@ -81,24 +81,25 @@ struct run {
 static void
 usage(FILE *f)
 {
-    fprintf(f, "scep-bench - load generator and checker for a SCEP server\n\n"
-               "  scep-bench --url URL [options]\n\n"
-               "  --url URL            SCEP URL, e.g. http://127.0.0.1:8080/scep\n"
-               "  --op OP              enroll (default), getcacert, getcacaps\n"
-               "  -n N                 number of requests (default 1000)\n"
-               "  -c C                 concurrent keep-alive connections (default 8)\n"
-               "  --challenge S        challenge password (enroll)\n"
-               "  --method post|get|get-apple  PKIOperation transport (default post); get-apple\n"
-            "                       leaves '+' and '/' unescaped in message= as iOS/macOS do\n"
-            "  --http1.0            speak HTTP/1.0 (as Cisco IOS does), one connection per request\n"
-               "  --cipher NAME        AES-128-CBC (default), AES-256-CBC, DES-EDE3-CBC, DES-CBC\n"
-               "  --key-cache DIR      where RSA-2048 client keys are kept between runs\n"
-               "                       (default $HOME/.cache/scep-bench)\n"
-               "  --verify sample|all  decrypt and check one in 50 replies (default) or all\n"
-               "  --serials FILE       write the serial of every certificate received (implies\n"
-               "                       --verify all)\n\n"
-               "Prints: op n concurrency failures seconds rate p50 p90 p99 (ms).\n"
-               "Exit codes: 0 no failures, 1 failures or errors, 2 usage error.\n");
+    fprintf(
+        f, "scep-bench - load generator and checker for a SCEP server\n\n"
+           "  scep-bench --url URL [options]\n\n"
+           "  --url URL            SCEP URL, e.g. http://127.0.0.1:8080/scep\n"
+           "  --op OP              enroll (default), getcacert, getcacaps\n"
+           "  -n N                 number of requests (default 1000)\n"
+           "  -c C                 concurrent keep-alive connections (default 8)\n"
+           "  --challenge S        challenge password (enroll)\n"
+           "  --method post|get|get-apple  PKIOperation transport (default post); get-apple\n"
+           "                       leaves '+' and '/' unescaped in message= as iOS/macOS do\n"
+           "  --http1.0            speak HTTP/1.0 (as Cisco IOS does), one connection per request\n"
+           "  --cipher NAME        AES-128-CBC (default), AES-256-CBC, DES-EDE3-CBC, DES-CBC\n"
+           "  --key-cache DIR      where RSA-2048 client keys are kept between runs\n"
+           "                       (default $HOME/.cache/scep-bench)\n"
+           "  --verify sample|all  decrypt and check one in 50 replies (default) or all\n"
+           "  --serials FILE       write the serial of every certificate received (implies\n"
+           "                       --verify all)\n\n"
+           "Prints: op n concurrency failures seconds rate p50 p90 p99 (ms).\n"
+           "Exit codes: 0 no failures, 1 failures or errors, 2 usage error.\n");
 }
 
 static double
@@ -420,7 +421,8 @@ main(int argc, char **argv)
         {"method", required_argument, NULL, 'm'},
         {"cipher", required_argument, NULL, 'x'},
         {"key-cache", required_argument, NULL, 'k'},
-        {"verify", required_argument, NULL, 'v'},  {"http1.0", no_argument, NULL, '0'},
+        {"verify", required_argument, NULL, 'v'},
+        {"http1.0", no_argument, NULL, '0'},
         {"serials", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},

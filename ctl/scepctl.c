@@ -29,34 +29,36 @@
 static void
 usage(FILE *f)
 {
-    fprintf(f, "scepctl - manage a running scepd\n"
-               "\n"
-               "Usage:\n"
-               "  scepctl --data DIR certs list [--json]      issued certificates\n"
-               "  scepctl --data DIR certs revoke SERIAL [--reason R]\n"
-               "                                              revoke (R: keyCompromise, superseded,\n"
-               "                                              cessationOfOperation, affiliationChanged,\n"
-               "                                              cACompromise, privilegeWithdrawn,\n"
-               "                                              unspecified); the CRL is remade at once\n"
-               "  scepctl --data DIR ca list [--json]         the CAs, which endpoint uses each\n"
-               "  scepctl --data DIR ca rollover [--endpoint E] [--self-signed]\n"
-               "                                              prepare the next CA and RA (served by\n"
-               "                                              GetNextCACert; cross-signed by the\n"
-               "                                              current CA unless --self-signed)\n"
-               "  scepctl --data DIR ca switch [--endpoint E] issue from the prepared CA from now on\n"
-               "  scepctl --data DIR requests list [--status pending|issued|rejected|failed] [--json]\n"
-               "                                              enrollment requests, newest first\n"
-               "  scepctl --data DIR requests approve ID      issue the certificate of a pending\n"
-               "                                              request (the client gets it at its\n"
-               "                                              next poll)\n"
-               "  scepctl --data DIR requests reject ID [--reason TEXT]\n"
-               "                                              refuse it (the client gets FAILURE)\n"
-               "  scepctl --help\n"
-               "\n"
-               "DIR is the data directory scepd serves; scepctl talks to it through\n"
-               "DIR/admin.sock with the token in DIR/admin.token (so it needs read access\n"
-               "to that file: run it as the user scepd runs as).\n"
-               "Exit codes: 0 ok, 1 runtime failure, 2 usage error.\n");
+    fprintf(
+        f,
+        "scepctl - manage a running scepd\n"
+        "\n"
+        "Usage:\n"
+        "  scepctl --data DIR certs list [--json]      issued certificates\n"
+        "  scepctl --data DIR certs revoke SERIAL [--reason R]\n"
+        "                                              revoke (R: keyCompromise, superseded,\n"
+        "                                              cessationOfOperation, affiliationChanged,\n"
+        "                                              cACompromise, privilegeWithdrawn,\n"
+        "                                              unspecified); the CRL is remade at once\n"
+        "  scepctl --data DIR ca list [--json]         the CAs, which endpoint uses each\n"
+        "  scepctl --data DIR ca rollover [--endpoint E] [--self-signed]\n"
+        "                                              prepare the next CA and RA (served by\n"
+        "                                              GetNextCACert; cross-signed by the\n"
+        "                                              current CA unless --self-signed)\n"
+        "  scepctl --data DIR ca switch [--endpoint E] issue from the prepared CA from now on\n"
+        "  scepctl --data DIR requests list [--status pending|issued|rejected|failed] [--json]\n"
+        "                                              enrollment requests, newest first\n"
+        "  scepctl --data DIR requests approve ID      issue the certificate of a pending\n"
+        "                                              request (the client gets it at its\n"
+        "                                              next poll)\n"
+        "  scepctl --data DIR requests reject ID [--reason TEXT]\n"
+        "                                              refuse it (the client gets FAILURE)\n"
+        "  scepctl --help\n"
+        "\n"
+        "DIR is the data directory scepd serves; scepctl talks to it through\n"
+        "DIR/admin.sock with the token in DIR/admin.token (so it needs read access\n"
+        "to that file: run it as the user scepd runs as).\n"
+        "Exit codes: 0 ok, 1 runtime failure, 2 usage error.\n");
 }
 
 struct reply {
@@ -278,7 +280,8 @@ ca_print(json_t *body, int as_json)
         printf("\n");
         return 0;
     }
-    printf("%-4s %-16s %-10s %-21s %-6s %s\n", "ID", "NAME", "USED BY", "NOT_AFTER", "NEXT", "SUBJECT");
+    printf("%-4s %-16s %-10s %-21s %-6s %s\n", "ID", "NAME", "USED BY", "NOT_AFTER", "NEXT",
+           "SUBJECT");
     json_array_foreach(arr, i, o)
     {
         json_t *u = json_object_get(o, "used_by");

@@ -137,8 +137,8 @@ request_to_json(void *arg, const struct scep_request_row *row)
     o = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s, s:i}", "id", (json_int_t)row->id,
                   "endpoint_id", (json_int_t)row->endpoint_id, "transaction_id", txid, "status",
                   req_status_text(row->status), "subject", row->subject, "serial", row->serial,
-                  "created_at", (json_int_t)row->created_at, "reason", row->reason,
-                  "message_type", row->msgtype);
+                  "created_at", (json_int_t)row->created_at, "reason", row->reason, "message_type",
+                  row->msgtype);
     if (o == NULL)
         return 1;
     return json_array_append_new(arr, o) != 0;
@@ -188,10 +188,12 @@ decide(struct scep_admin *a, struct MHD_Connection *c, const char *url, const ch
     switch (rc) {
     case SCEP_OK:
         if (approve)
-            return reply_json(c, MHD_HTTP_OK, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id,
-                                                        "status", "issued", "serial", serial));
-        return reply_json(c, MHD_HTTP_OK, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id,
-                                                    "status", "rejected", "reason", reason));
+            return reply_json(c, MHD_HTTP_OK,
+                              json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "status", "issued",
+                                        "serial", serial));
+        return reply_json(c, MHD_HTTP_OK,
+                          json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "status", "rejected",
+                                    "reason", reason));
     case SCEP_E_NO_ENTRY:
         return reply_error(c, MHD_HTTP_NOT_FOUND, "no request with this id");
     case SCEP_E_NOT_PENDING:
@@ -204,7 +206,7 @@ decide(struct scep_admin *a, struct MHD_Connection *c, const char *url, const ch
 /* POST /v1/certs/SERIAL/revoke */
 static enum MHD_Result
 revoke_cert(struct scep_admin *a, struct MHD_Connection *c, const char *url, const char *body,
-       size_t bodylen)
+            size_t bodylen)
 {
     const char *p = url + strlen("/v1/certs/"), *slash = strchr(p, '/');
     char serial[48];
@@ -216,7 +218,8 @@ revoke_cert(struct scep_admin *a, struct MHD_Connection *c, const char *url, con
         return reply_error(c, MHD_HTTP_NOT_FOUND, "no such route; use /v1/certs/SERIAL/revoke");
     n = (size_t)(slash - p);
     if (n == 0 || n >= sizeof(serial))
-        return reply_error(c, MHD_HTTP_BAD_REQUEST, "the serial must be hex, as certs list shows it");
+        return reply_error(c, MHD_HTTP_BAD_REQUEST,
+                           "the serial must be hex, as certs list shows it");
     for (i = 0; i < n; i++) {
         char ch = p[i];
         if (ch >= 'A' && ch <= 'F')
@@ -235,8 +238,8 @@ revoke_cert(struct scep_admin *a, struct MHD_Connection *c, const char *url, con
             return reply_error(c, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
         }
         r = json_object_get(j, "reason");
-        if (r != NULL && (!json_is_string(r) ||
-                          (reason = scep_crl_reason_code(json_string_value(r))) < 0)) {
+        if (r != NULL &&
+            (!json_is_string(r) || (reason = scep_crl_reason_code(json_string_value(r))) < 0)) {
             json_decref(j);
             return reply_error(c, MHD_HTTP_BAD_REQUEST,
                                "reason must be one of unspecified, keyCompromise, cACompromise, "
@@ -248,9 +251,9 @@ revoke_cert(struct scep_admin *a, struct MHD_Connection *c, const char *url, con
     rc = scep_service_revoke(a->svc, serial, reason);
     switch (rc) {
     case SCEP_OK:
-        return reply_json(c, MHD_HTTP_OK, json_pack("{s:s, s:s, s:s}", "serial", serial, "status",
-                                                    "revoked", "reason",
-                                                    scep_crl_reason_name(reason)));
+        return reply_json(c, MHD_HTTP_OK,
+                          json_pack("{s:s, s:s, s:s}", "serial", serial, "status", "revoked",
+                                    "reason", scep_crl_reason_name(reason)));
     case SCEP_E_NO_ENTRY:
         return reply_error(c, MHD_HTTP_NOT_FOUND, "no certificate with this serial");
     case SCEP_E_CONFLICT:
@@ -431,7 +434,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         return reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "requests", arr));
     }
     if (strcmp(url, "/v1/ca") == 0) {
-        if ((arr = json_array()) == NULL || scep_service_each_ca(a->svc, ca_to_json, arr) != SCEP_OK) {
+        if ((arr = json_array()) == NULL ||
+            scep_service_each_ca(a->svc, ca_to_json, arr) != SCEP_OK) {
             json_decref(arr);
             return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot list the CAs");
         }
@@ -528,11 +532,11 @@ scep_admin_start(struct scep_service *svc, const char *datadir, struct scep_admi
         scep_admin_stop(a);
         return SCEP_E_IO;
     }
-    a->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handler, a,
-                            MHD_OPTION_LISTEN_SOCKET, a->fd, MHD_OPTION_CONNECTION_LIMIT, 32,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                            (size_t)32768, MHD_OPTION_NOTIFY_COMPLETED, completed, a,
-                            MHD_OPTION_END);
+    a->d =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handler, a,
+                         MHD_OPTION_LISTEN_SOCKET, a->fd, MHD_OPTION_CONNECTION_LIMIT, 32,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         (size_t)32768, MHD_OPTION_NOTIFY_COMPLETED, completed, a, MHD_OPTION_END);
     if (a->d == NULL) {
         snprintf(errbuf, errlen, "%s: cannot start the admin API", a->sock_path);
         scep_admin_stop(a);

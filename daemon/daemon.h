@@ -18,11 +18,11 @@ struct scep_http_opts {
     unsigned threads;    /* 0: one per core */
     unsigned conn_limit; /* open connections in all */
     unsigned per_ip_limit;
-    unsigned timeout_s; /* idle connection timeout */
+    unsigned timeout_s;         /* idle connection timeout */
     unsigned request_timeout_s; /* a request must arrive whole within this (slowloris) */
-    size_t mem_limit;   /* per-connection memory: headers and URL */
-    unsigned auth_fail_limit;  /* failed challenges per source and window; 0 = no limit */
-    unsigned auth_fail_window; /* seconds */
+    size_t mem_limit;           /* per-connection memory: headers and URL */
+    unsigned auth_fail_limit;   /* failed challenges per source and window; 0 = no limit */
+    unsigned auth_fail_window;  /* seconds */
 };
 
 /* Start serving SCEP for svc (borrowed, must outlive the server). */

@@ -237,7 +237,7 @@ read_bundle(const unsigned char *der, size_t len, EVP_PKEY *key, struct scep_cli
 {
     const unsigned char *p = der;
     PKCS7 *p7 = d2i_PKCS7(NULL, &p, (long)len);
-    STACK_OF(X509) *certs;
+    STACK_OF(X509) * certs;
     int i, ok = 0;
 
     if (p7 == NULL || p != der + len || !PKCS7_type_is_signed(p7) || p7->d.sign == NULL)

@@ -11,9 +11,9 @@
 #include "scepd/crl.h"
 
 static const char *const reasons[] = {
-    "unspecified",          "keyCompromise", "cACompromise", "affiliationChanged",
-    "superseded",           "cessationOfOperation", "certificateHold", NULL,
-    "removeFromCRL",        "privilegeWithdrawn", "aACompromise",
+    "unspecified",   "keyCompromise",        "cACompromise",    "affiliationChanged",
+    "superseded",    "cessationOfOperation", "certificateHold", NULL,
+    "removeFromCRL", "privilegeWithdrawn",   "aACompromise",
 };
 
 int

@@ -232,14 +232,14 @@ typedef struct scep_nvp_st {
     ASN1_BMPSTRING *value;
 } SCEP_NVP;
 
-ASN1_SEQUENCE(SCEP_NVP) = {
-    ASN1_SIMPLE(SCEP_NVP, name, ASN1_BMPSTRING),
-    ASN1_SIMPLE(SCEP_NVP, value, ASN1_BMPSTRING),
+ASN1_SEQUENCE(SCEP_NVP) =
+    {
+        ASN1_SIMPLE(SCEP_NVP, name, ASN1_BMPSTRING),
+        ASN1_SIMPLE(SCEP_NVP, value, ASN1_BMPSTRING),
 } static_ASN1_SEQUENCE_END(SCEP_NVP)
 
-/* UTF-8 of a BMPString into buf; 0 on failure or when too long. */
-static int
-bmp_text(const ASN1_BMPSTRING *s, char *buf, size_t len)
+    /* UTF-8 of a BMPString into buf; 0 on failure or when too long. */
+    static int bmp_text(const ASN1_BMPSTRING *s, char *buf, size_t len)
 {
     unsigned char *u = NULL;
     int n = ASN1_STRING_to_UTF8(&u, s);
@@ -277,7 +277,8 @@ scep_csr_requested_validity(X509_REQ *req, long long *seconds)
                                             ASN1_ITEM_rptr(SCEP_NVP));
             if (nvp == NULL)
                 return SCEP_E_CSR_PARSE;
-            if (bmp_text(nvp->name, name, sizeof(name)) && bmp_text(nvp->value, value, sizeof(value))) {
+            if (bmp_text(nvp->name, name, sizeof(name)) &&
+                bmp_text(nvp->value, value, sizeof(value))) {
                 if (strcmp(name, "ValidityPeriod") == 0)
                     snprintf(period, sizeof(period), "%s", value);
                 else if (strcmp(name, "ValidityPeriodUnits") == 0)

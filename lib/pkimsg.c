@@ -287,7 +287,7 @@ scep_pkimsg_envinfo(const struct scep_pkimsg *m, struct scep_envinfo *info)
 {
     const unsigned char *p = m->content;
     CMS_ContentInfo *env = NULL;
-    STACK_OF(CMS_RecipientInfo) *ris;
+    STACK_OF(CMS_RecipientInfo) * ris;
     X509_ALGOR *kalg = NULL;
     enum scep_err rc = SCEP_E_DECRYPT;
     int cnid, i;

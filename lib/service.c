@@ -238,7 +238,8 @@ load_ca(void *arg, const struct scep_ca_row *row)
         return 1;
     }
     if (scep_path(p, sizeof(p), c->svc->datadir, row->key_ref) != SCEP_OK ||
-        scep_pki_read_key(p, &ca->key) != SCEP_OK || X509_check_private_key(ca->cert, ca->key) != 1) {
+        scep_pki_read_key(p, &ca->key) != SCEP_OK ||
+        X509_check_private_key(ca->cert, ca->key) != 1) {
         snprintf(c->errbuf, c->errlen,
                  "CA key %s cannot be read or does not match the CA certificate; restore it from "
                  "your backup (mode 0600)",
@@ -857,14 +858,13 @@ check_renewal(const struct scep_endpoint *ep, const struct scep_cert_info *old, 
               X509_REQ *req)
 {
     time_t now = time(NULL);
-    STACK_OF(X509_EXTENSION) *exts;
+    STACK_OF(X509_EXTENSION) * exts;
     GENERAL_NAMES *want = NULL, *have;
     int ok;
 
     if (old->revoked)
         return SCEP_E_RENEWAL_REVOKED;
-    if (now < old->not_before ||
-        now > old->not_after + (time_t)ep->renewal_grace_days * 86400)
+    if (now < old->not_before || now > old->not_after + (time_t)ep->renewal_grace_days * 86400)
         return SCEP_E_RENEWAL_EXPIRED;
     if (ep->renewal_window_days > 0 &&
         now < old->not_after - (time_t)ep->renewal_window_days * 86400)
@@ -1132,7 +1132,8 @@ certpoll(const struct scep_service *svc, const struct scep_endpoint *ep,
     }
     rc = scep_store_find_request(svc->store, ep->id, m->txid, m->txid_len, &row, &stored,
                                  &stored_len);
-    if (rc == SCEP_E_NO_ENTRY || (rc == SCEP_OK && CRYPTO_memcmp(row.key_hash, key_hash, 32) != 0)) {
+    if (rc == SCEP_E_NO_ENTRY ||
+        (rc == SCEP_OK && CRYPTO_memcmp(row.key_hash, key_hash, 32) != 0)) {
         reply_status(ep, m, SCEP_E_UNKNOWN_TXID, SCEP_STATUS_FAILURE, r);
     } else if (rc != SCEP_OK) {
         reply_status(ep, m, rc, SCEP_STATUS_FAILURE, r);
@@ -1172,7 +1173,6 @@ collect_revoked(void *arg, const char *serial, int64_t at, int reason)
     return 0;
 }
 
-
 /* A new CRL for the CA (number one past the stored one), stored if still newest. */
 static enum scep_err
 make_crl(const struct scep_service *svc, int64_t ca_id)
@@ -1196,8 +1196,7 @@ make_crl(const struct scep_service *svc, int64_t ca_id)
         goto out;
     for (i = 0; i < l.n; i++)
         l.v[i].serial = l.serials[i];
-    if ((rc = scep_crl_build(ca->cert, ca->key, number + 1, l.v, l.n, now, &der, &len)) !=
-        SCEP_OK)
+    if ((rc = scep_crl_build(ca->cert, ca->key, number + 1, l.v, l.n, now, &der, &len)) != SCEP_OK)
         goto out;
     rc = scep_store_set_crl(svc->store, ca_id, number + 1, der, len,
                             (int64_t)now + SCEP_CRL_VALIDITY_SECONDS);
@@ -1552,8 +1551,8 @@ successor_name(const X509_NAME *cur, int gen)
         return NULL;
     if (loc < 0) {
         snprintf(cn, sizeof(cn), "scepd CA G%d", gen);
-        if (!X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_UTF8,
-                                        (const unsigned char *)cn, -1, -1, 0)) {
+        if (!X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn,
+                                        -1, -1, 0)) {
             X509_NAME_free(n);
             return NULL;
         }
@@ -1563,13 +1562,14 @@ successor_name(const X509_NAME *cur, int gen)
         X509_NAME_free(n);
         return NULL;
     }
-    if ((g = strrchr(cn, ' ')) != NULL && g[1] == 'G' && strspn(g + 2, "0123456789") == strlen(g + 2))
+    if ((g = strrchr(cn, ' ')) != NULL && g[1] == 'G' &&
+        strspn(g + 2, "0123456789") == strlen(g + 2))
         *g = '\0';
     snprintf(cn + strlen(cn), sizeof(cn) - strlen(cn), " G%d", gen);
     e = X509_NAME_delete_entry(n, loc);
     X509_NAME_ENTRY_free(e);
-    if (!X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn,
-                                    -1, loc, 0)) {
+    if (!X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn, -1,
+                                    loc, 0)) {
         X509_NAME_free(n);
         return NULL;
     }
@@ -1590,8 +1590,8 @@ cert_der_of(X509 *x, unsigned char **der, size_t *len)
 }
 
 enum scep_err
-scep_service_rollover(struct scep_service *svc, const char *endpoint, int self_signed,
-                      char *errbuf, size_t errlen)
+scep_service_rollover(struct scep_service *svc, const char *endpoint, int self_signed, char *errbuf,
+                      size_t errlen)
 {
     const struct scep_endpoint *ep;
     const struct ca_entry *cur;
@@ -1618,7 +1618,8 @@ scep_service_rollover(struct scep_service *svc, const char *endpoint, int self_s
         goto out;
     }
     if (ep->next_ca_cert != NULL || (cur = ca_by_id(t, ep->ca_id)) == NULL || cur->next_id != 0) {
-        snprintf(errbuf, errlen, "a rollover is already prepared for %s; switch to it first", ep->name);
+        snprintf(errbuf, errlen, "a rollover is already prepared for %s; switch to it first",
+                 ep->name);
         rc = SCEP_E_CONFLICT;
         goto out;
     }
@@ -1674,8 +1675,8 @@ scep_service_rollover(struct scep_service *svc, const char *endpoint, int self_s
         snprintf(errbuf, errlen, "cannot record the next CA: %s", scep_strerror(rc));
         goto out;
     }
-    scep_log(SCEP_LOG_INFO, "ca", "rollover prepared endpoint=%s next_ca=%s signed_by=%s",
-             ep->name, next.name, self_signed ? "itself" : cur->name);
+    scep_log(SCEP_LOG_INFO, "ca", "rollover prepared endpoint=%s next_ca=%s signed_by=%s", ep->name,
+             next.name, self_signed ? "itself" : cur->name);
     rc = reload(svc, errbuf, errlen);
 out:
     pthread_mutex_unlock(&svc->reload_mu);
@@ -1703,9 +1704,9 @@ scep_service_switch_ca(struct scep_service *svc, const char *endpoint, char *err
         snprintf(errbuf, errlen, "no endpoint %s", endpoint ? endpoint : SCEP_DEFAULT_ENDPOINT);
         rc = SCEP_E_NO_ENTRY;
     } else if ((rc = scep_store_switch_ca(svc->store, ep->id)) != SCEP_OK) {
-        snprintf(errbuf, errlen, "%s", rc == SCEP_E_NO_ENTRY
-                                           ? "no rollover is prepared; run ca rollover first"
-                                           : scep_strerror(rc));
+        snprintf(errbuf, errlen, "%s",
+                 rc == SCEP_E_NO_ENTRY ? "no rollover is prepared; run ca rollover first"
+                                       : scep_strerror(rc));
     } else {
         scep_log(SCEP_LOG_INFO, "ca", "switched endpoint=%s to its next CA", ep->name);
         rc = reload(svc, errbuf, errlen);

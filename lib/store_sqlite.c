@@ -220,7 +220,8 @@ migrate(struct scep_store *s)
                 (void)exec(db, "ROLLBACK");
             } else {
                 sqlite3_stmt *st = NULL;
-                if (prep(db, "UPDATE meta SET v = ? WHERE k = 'schema_version'", &st) == SQLITE_OK) {
+                if (prep(db, "UPDATE meta SET v = ? WHERE k = 'schema_version'", &st) ==
+                    SQLITE_OK) {
                     sqlite3_bind_text(st, 1, next, -1, SQLITE_STATIC);
                     rc = map_rc(sqlite3_step(st));
                 } else {
@@ -1237,8 +1238,7 @@ scep_store_each_request(struct scep_store *s, const enum scep_req_status *status
 
         request_from_row(st, &row);
         /* the subject is read from the stored CSR (already validated) */
-        if (csr != NULL && csrlen > 0 &&
-            (req = d2i_X509_REQ(NULL, &csr, csrlen)) != NULL) {
+        if (csr != NULL && csrlen > 0 && (req = d2i_X509_REQ(NULL, &csr, csrlen)) != NULL) {
             char *t = scep_name_to_text(X509_REQ_get_subject_name(req));
             if (t != NULL)
                 snprintf(row.subject, sizeof(row.subject), "%s", t);
@@ -1334,7 +1334,8 @@ scep_store_revoke(struct scep_store *s, const char *serial, int reason, int64_t 
     *ca_id = 0;
     if ((rc = begin_write(s, &db)) != SCEP_OK)
         return rc;
-    if ((r = prep(db, "SELECT ca_id, status FROM certificate WHERE serial = ?", &st)) != SQLITE_OK) {
+    if ((r = prep(db, "SELECT ca_id, status FROM certificate WHERE serial = ?", &st)) !=
+        SQLITE_OK) {
         rc = map_rc(r);
         goto out;
     }
@@ -1526,8 +1527,8 @@ scep_store_prepare_rollover(struct scep_store *s, int64_t endpoint_id, int64_t c
 
     if ((rc = begin_write(s, &db)) != SCEP_OK)
         return rc;
-    if ((r = prep(db, "INSERT INTO ca(name, cert_der, key_ref, created_at) VALUES (?,?,?,?)", &st)) !=
-        SQLITE_OK) {
+    if ((r = prep(db, "INSERT INTO ca(name, cert_der, key_ref, created_at) VALUES (?,?,?,?)",
+                  &st)) != SQLITE_OK) {
         rc = map_rc(r);
         goto out;
     }
@@ -1584,13 +1585,14 @@ scep_store_switch_ca(struct scep_store *s, int64_t endpoint_id)
 
     if ((rc = begin_write(s, &db)) != SCEP_OK)
         return rc;
-    if ((r = prep(db,
-                  "UPDATE endpoint SET ca_id = (SELECT next_ca_id FROM ca WHERE ca.id = endpoint.ca_id),"
-                  " ra_cert_der = next_ra_cert_der, ra_key_ref = next_ra_key_ref,"
-                  " next_ra_cert_der = NULL, next_ra_key_ref = NULL"
-                  " WHERE id = ? AND next_ra_cert_der IS NOT NULL"
-                  " AND (SELECT next_ca_id FROM ca WHERE ca.id = endpoint.ca_id) IS NOT NULL",
-                  &st)) != SQLITE_OK) {
+    if ((r = prep(
+             db,
+             "UPDATE endpoint SET ca_id = (SELECT next_ca_id FROM ca WHERE ca.id = endpoint.ca_id),"
+             " ra_cert_der = next_ra_cert_der, ra_key_ref = next_ra_key_ref,"
+             " next_ra_cert_der = NULL, next_ra_key_ref = NULL"
+             " WHERE id = ? AND next_ra_cert_der IS NOT NULL"
+             " AND (SELECT next_ca_id FROM ca WHERE ca.id = endpoint.ca_id) IS NOT NULL",
+             &st)) != SQLITE_OK) {
         rc = map_rc(r);
         goto out;
     }

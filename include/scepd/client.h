@@ -52,9 +52,9 @@ struct scep_client_reply {
     int status;    /* 0 SUCCESS, 2 FAILURE, 3 PENDING */
     int fail_info; /* -1 when absent */
     char fail_text[256];
-    X509 *cert; /* SUCCESS: the certificate for key; owned (X509_free) */
-    X509_CRL *crl;         /* SUCCESS to GetCRL: the CRL; owned */
-    STACK_OF(X509) *certs; /* SUCCESS: every certificate of the reply, in order; owned */
+    X509 *cert;             /* SUCCESS: the certificate for key; owned (X509_free) */
+    X509_CRL *crl;          /* SUCCESS to GetCRL: the CRL; owned */
+    STACK_OF(X509) * certs; /* SUCCESS: every certificate of the reply, in order; owned */
 };
 
 /*

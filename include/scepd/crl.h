@@ -21,7 +21,7 @@
 struct scep_revoked {
     const char *serial; /* lower-case hex */
     int64_t revoked_at;
-    int reason;         /* RFC 5280 CRLReason; -1 for none */
+    int reason; /* RFC 5280 CRLReason; -1 for none */
 };
 
 /*

@@ -61,8 +61,8 @@ enum scep_err scep_csr_requested_validity(X509_REQ *req, long long *seconds) SCE
  * the stored copy is a record, checked when it arrived).  *out
  * OPENSSL_malloc'ed.  req itself is not changed.
  */
-enum scep_err scep_csr_without_challenge(const X509_REQ *req, unsigned char **out, size_t *outlen)
-    SCEP_WUR;
+enum scep_err scep_csr_without_challenge(const X509_REQ *req, unsigned char **out,
+                                         size_t *outlen) SCEP_WUR;
 
 /* The requested extensions, or NULL; owned by the caller. */
 STACK_OF(X509_EXTENSION) * scep_csr_extensions(X509_REQ *req);

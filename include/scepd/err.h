@@ -74,29 +74,29 @@ enum scep_errcat {
     X(SCEP_E_CHALLENGE, "challenge", SCEP_CAT_BADREQUEST, "challenge password rejected")           \
     X(SCEP_E_TXID_KEY, "txid_key", SCEP_CAT_BADREQUEST,                                            \
       "this transactionID belongs to another key or request")                                      \
-    X(SCEP_E_RENEWAL_SIGNER, "renewal_signer", SCEP_CAT_BADREQUEST,                               \
-      "a RenewalReq must be signed by a certificate this CA issued")                              \
-    X(SCEP_E_RENEWAL_REVOKED, "renewal_revoked", SCEP_CAT_BADREQUEST,                             \
-      "the certificate to renew is revoked")                                                      \
-    X(SCEP_E_RENEWAL_EXPIRED, "renewal_expired", SCEP_CAT_BADREQUEST,                             \
-      "the certificate to renew is expired (past the grace period) or not yet valid")             \
-    X(SCEP_E_RENEWAL_EARLY, "renewal_early", SCEP_CAT_BADREQUEST,                                 \
-      "too early to renew: outside this endpoint's renewal window")                               \
-    X(SCEP_E_RENEWAL_IDENTITY, "renewal_identity", SCEP_CAT_BADREQUEST,                           \
-      "a renewal must ask for the same subject and names as the certificate it renews")           \
+    X(SCEP_E_RENEWAL_SIGNER, "renewal_signer", SCEP_CAT_BADREQUEST,                                \
+      "a RenewalReq must be signed by a certificate this CA issued")                               \
+    X(SCEP_E_RENEWAL_REVOKED, "renewal_revoked", SCEP_CAT_BADREQUEST,                              \
+      "the certificate to renew is revoked")                                                       \
+    X(SCEP_E_RENEWAL_EXPIRED, "renewal_expired", SCEP_CAT_BADREQUEST,                              \
+      "the certificate to renew is expired (past the grace period) or not yet valid")              \
+    X(SCEP_E_RENEWAL_EARLY, "renewal_early", SCEP_CAT_BADREQUEST,                                  \
+      "too early to renew: outside this endpoint's renewal window")                                \
+    X(SCEP_E_RENEWAL_IDENTITY, "renewal_identity", SCEP_CAT_BADREQUEST,                            \
+      "a renewal must ask for the same subject and names as the certificate it renews")            \
     X(SCEP_E_BAD_IAS, "bad_ias", SCEP_CAT_BADREQUEST,                                              \
-      "the message content is not an IssuerAndSerialNumber")                                      \
+      "the message content is not an IssuerAndSerialNumber")                                       \
     X(SCEP_E_UNKNOWN_CERT, "unknown_cert", SCEP_CAT_BADCERTID,                                     \
-      "no certificate of this CA with this serial for this requester")                            \
+      "no certificate of this CA with this serial for this requester")                             \
     X(SCEP_E_NO_NEXT_CA, "no_next_ca", SCEP_CAT_HTTP404,                                           \
-      "no CA rollover is prepared for this endpoint")                                             \
-    X(SCEP_E_REJECTED, "rejected", SCEP_CAT_BADREQUEST, "the request was rejected by an operator")  \
+      "no CA rollover is prepared for this endpoint")                                              \
+    X(SCEP_E_REJECTED, "rejected", SCEP_CAT_BADREQUEST, "the request was rejected by an operator") \
     X(SCEP_E_UNKNOWN_TXID, "unknown_txid", SCEP_CAT_BADCERTID,                                     \
-      "no request with this transactionID for this key")                                          \
-    X(SCEP_E_NOT_PENDING, "not_pending", SCEP_CAT_LOCAL, "the request is not pending")            \
+      "no request with this transactionID for this key")                                           \
+    X(SCEP_E_NOT_PENDING, "not_pending", SCEP_CAT_LOCAL, "the request is not pending")             \
     X(SCEP_E_ENDPOINT_DISABLED, "endpoint_disabled", SCEP_CAT_HTTP404, "endpoint is disabled")     \
-    X(SCEP_E_RATE_LIMITED, "rate_limited", SCEP_CAT_HTTP429,                                      \
-      "too many failed authentications from this address; retry later")                         \
+    X(SCEP_E_RATE_LIMITED, "rate_limited", SCEP_CAT_HTTP429,                                       \
+      "too many failed authentications from this address; retry later")                            \
     X(SCEP_E_STORE, "store", SCEP_CAT_HTTP503, "the database is unavailable")                      \
     X(SCEP_E_STORE_BUSY, "store_busy", SCEP_CAT_HTTP503, "the database is busy")                   \
     X(SCEP_E_CONFLICT, "conflict", SCEP_CAT_LOCAL, "a concurrent writer won; retry")               \

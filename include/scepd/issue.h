@@ -20,10 +20,10 @@
 #define SCEP_BACKDATE_SECONDS 3600
 
 struct scep_issue_opts {
-    X509 *ca_cert;     /* borrowed */
-    EVP_PKEY *ca_key;  /* borrowed */
-    int validity_days; /* 1..3650; clamped to the CA's notAfter */
-    const char *cdp_url; /* CRL distribution point URI, or NULL */
+    X509 *ca_cert;              /* borrowed */
+    EVP_PKEY *ca_key;           /* borrowed */
+    int validity_days;          /* 1..3650; clamped to the CA's notAfter */
+    const char *cdp_url;        /* CRL distribution point URI, or NULL */
     long long validity_seconds; /* when > 0 and shorter than validity_days: this instead */
 };
 

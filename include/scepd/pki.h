@@ -26,7 +26,8 @@ enum scep_err scep_pki_parse_dn(const char *text, X509_NAME **out) SCEP_WUR;
 /* Self-signed CA certificate valid for days. */
 enum scep_err scep_pki_make_root(EVP_PKEY *key, X509_NAME *subject, int days, X509 **out) SCEP_WUR;
 
-/* A CA certificate for key issued by another CA (a rollover successor cross-signed by its predecessor). */
+/* A CA certificate for key issued by another CA (a rollover successor cross-signed by its
+ * predecessor). */
 enum scep_err scep_pki_make_ca_signed(EVP_PKEY *key, X509_NAME *subject, X509 *issuer,
                                       EVP_PKEY *issuer_key, int days, X509 **out) SCEP_WUR;
 

@@ -102,8 +102,8 @@ void scep_service_pkioperation(const struct scep_service *svc, const struct scep
  * poll a FAILURE badRequest.  SCEP_E_NO_ENTRY for an unknown id,
  * SCEP_E_NOT_PENDING when it was already decided.
  */
-enum scep_err scep_service_approve(const struct scep_service *svc, int64_t req_id,
-                                   char *serial_out, size_t serial_len) SCEP_WUR;
+enum scep_err scep_service_approve(const struct scep_service *svc, int64_t req_id, char *serial_out,
+                                   size_t serial_len) SCEP_WUR;
 enum scep_err scep_service_reject(const struct scep_service *svc, int64_t req_id,
                                   const char *reason) SCEP_WUR;
 
@@ -111,8 +111,8 @@ enum scep_err scep_service_reject(const struct scep_service *svc, int64_t req_id
  * Revocation: mark the certificate revoked (RFC 5280 reason code) and remake
  * its CA's CRL.  SCEP_E_NO_ENTRY unknown serial, SCEP_E_CONFLICT already revoked.
  */
-enum scep_err scep_service_revoke(const struct scep_service *svc, const char *serial, int reason)
-    SCEP_WUR;
+enum scep_err scep_service_revoke(const struct scep_service *svc, const char *serial,
+                                  int reason) SCEP_WUR;
 /* The CA's current CRL (DER, malloc'ed), made or remade when needed. */
 enum scep_err scep_service_crl(const struct scep_service *svc, int64_t ca_id, unsigned char **der,
                                size_t *len) SCEP_WUR;
@@ -133,8 +133,8 @@ void scep_service_getnextcacert(const struct scep_service *svc, const struct sce
  * old CA still renew and stay revocable.  Both apply without a restart.
  * endpoint NULL: the default.  errbuf says what went wrong.
  */
-enum scep_err scep_service_rollover(struct scep_service *svc, const char *endpoint,
-                                    int self_signed, char *errbuf, size_t errlen) SCEP_WUR;
+enum scep_err scep_service_rollover(struct scep_service *svc, const char *endpoint, int self_signed,
+                                    char *errbuf, size_t errlen) SCEP_WUR;
 enum scep_err scep_service_switch_ca(struct scep_service *svc, const char *endpoint, char *errbuf,
                                      size_t errlen) SCEP_WUR;
 typedef int (*scep_service_ca_cb)(void *arg, int64_t id, const char *name, X509 *cert,

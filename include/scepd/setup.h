@@ -36,16 +36,16 @@ struct scep_init_opts {
     const char *ca_subject;   /* NULL: "CN=scepd CA,O=scepd" */
     const char *ca_cert_file; /* import an existing CA (with ca_key_file) */
     const char *ca_key_file;
-    int get_only;         /* default endpoint does not advertise POST */
-    int refuse_des;       /* default endpoint refuses single-DES requests */
-    int validity_days;    /* 0: 365 */
-    int approval_manual;  /* requests wait for an operator (PENDING) */
+    int get_only;            /* default endpoint does not advertise POST */
+    int refuse_des;          /* default endpoint refuses single-DES requests */
+    int validity_days;       /* 0: 365 */
+    int approval_manual;     /* requests wait for an operator (PENDING) */
     const char *public_url;  /* base URL clients reach scepd at (CRL distribution points) */
     int renewal_window_days; /* renew not earlier than this before expiry; 0 = any time */
     int renewal_grace_days;  /* an expired certificate may still renew this long */
     int revoke_on_renewal;   /* revoke the renewed certificate (superseded) */
-    int getcacert_single; /* GetCACert answers the CA certificate alone (the CA key then
-                             also decrypts requests and signs replies; it must be RSA) */
+    int getcacert_single;    /* GetCACert answers the CA certificate alone (the CA key then
+                                also decrypts requests and signs replies; it must be RSA) */
 };
 
 /*

@@ -51,7 +51,8 @@ enum scep_err scep_store_prepare_rollover(struct scep_store *s, int64_t endpoint
                                           const struct scep_ca_row *next,
                                           const unsigned char *ra_der, size_t ra_len,
                                           const char *ra_key_ref, int64_t *next_id) SCEP_WUR;
-/* Step 2: the endpoint issues from the successor with the next RA.  SCEP_E_NO_ENTRY: none prepared. */
+/* Step 2: the endpoint issues from the successor with the next RA.  SCEP_E_NO_ENTRY: none prepared.
+ */
 enum scep_err scep_store_switch_ca(struct scep_store *s, int64_t endpoint_id) SCEP_WUR;
 
 struct scep_endpoint_row {
@@ -69,11 +70,11 @@ struct scep_endpoint_row {
     int advertise_post;        /* list POSTPKIOperation and SCEPStandard (default 1) */
     int validity_days;
     int enabled;
-    int approval_manual;     /* requests wait for an operator (PENDING) */
-    int renewal_window_days; /* renewal not earlier than this before expiry; 0 = any time */
-    int renewal_grace_days;  /* an expired certificate may still renew this long */
-    int revoke_on_renewal;   /* the renewed certificate is revoked (superseded) */
-    int getcert_chain;       /* GetCert answers with the chain, not the certificate alone */
+    int approval_manual;             /* requests wait for an operator (PENDING) */
+    int renewal_window_days;         /* renewal not earlier than this before expiry; 0 = any time */
+    int renewal_grace_days;          /* an expired certificate may still renew this long */
+    int revoke_on_renewal;           /* the renewed certificate is revoked (superseded) */
+    int getcert_chain;               /* GetCert answers with the chain, not the certificate alone */
     unsigned char *next_ra_cert_der; /* the RA of the prepared next CA (owned), or NULL */
     size_t next_ra_cert_len;
     char next_ra_key_ref[SCEP_REF_MAX];
@@ -166,8 +167,8 @@ struct scep_commit {
 enum scep_err scep_store_commit_begin(struct scep_store *s, struct scep_commit *job,
                                       const struct scep_request_row *req,
                                       const unsigned char *csr_der, size_t csr_len,
-                                      const struct scep_cert_row *cert, const char *supersede)
-    SCEP_WUR;
+                                      const struct scep_cert_row *cert,
+                                      const char *supersede) SCEP_WUR;
 
 /* A certificate by serial (lower-case hex). */
 struct scep_cert_info {
@@ -190,9 +191,8 @@ enum scep_err scep_store_add_pending(struct scep_store *s, const struct scep_req
                                      const unsigned char *csr_der, size_t csr_len,
                                      const char *subject, int64_t *id) SCEP_WUR;
 /* Request by id; *csr (malloc'ed) receives its CSR.  SCEP_E_NO_ENTRY when unknown. */
-enum scep_err scep_store_get_request(struct scep_store *s, int64_t id,
-                                     struct scep_request_row *out, unsigned char **csr,
-                                     size_t *csr_len) SCEP_WUR;
+enum scep_err scep_store_get_request(struct scep_store *s, int64_t id, struct scep_request_row *out,
+                                     unsigned char **csr, size_t *csr_len) SCEP_WUR;
 /*
  * Approve: the pending request becomes issued with cert, atomically and only
  * if it is still pending (SCEP_E_CONFLICT otherwise).  Durable on return.
@@ -231,12 +231,12 @@ enum scep_err scep_store_each_revoked(struct scep_store *s, int64_t ca_id, scep_
                                       void *arg) SCEP_WUR;
 /* The CA's current CRL (SCEP_E_NO_ENTRY when none yet). *der malloc'ed. */
 enum scep_err scep_store_get_crl(struct scep_store *s, int64_t ca_id, int64_t *number,
-                                 unsigned char **der, size_t *der_len, int64_t *next_update)
-    SCEP_WUR;
+                                 unsigned char **der, size_t *der_len,
+                                 int64_t *next_update) SCEP_WUR;
 /* Store a new CRL if number is greater than the stored one (else SCEP_E_CONFLICT). */
 enum scep_err scep_store_set_crl(struct scep_store *s, int64_t ca_id, int64_t number,
-                                 const unsigned char *der, size_t der_len, int64_t next_update)
-    SCEP_WUR;
+                                 const unsigned char *der, size_t der_len,
+                                 int64_t next_update) SCEP_WUR;
 
 /* Key-value settings of the installation ("schema_version", ...). */
 enum scep_err scep_store_get_meta(struct scep_store *s, const char *key, char *val,

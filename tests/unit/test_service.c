@@ -439,9 +439,11 @@ test_service_getcacaps_and_getcacert(void **state)
     scep_service_getcacaps(f->svc, f->ep, &r);
     assert_string_equal(r.content_type, "text/plain");
     assert_int_equal(
-        r.body_len, strlen("AES\nDES3\nPOSTPKIOperation\nSCEPStandard\nRenewal\nSHA-1\nSHA-256\nSHA-512\n"));
+        r.body_len,
+        strlen("AES\nDES3\nPOSTPKIOperation\nSCEPStandard\nRenewal\nSHA-1\nSHA-256\nSHA-512\n"));
     assert_memory_equal(
-        r.body, "AES\nDES3\nPOSTPKIOperation\nSCEPStandard\nRenewal\nSHA-1\nSHA-256\nSHA-512\n", r.body_len);
+        r.body, "AES\nDES3\nPOSTPKIOperation\nSCEPStandard\nRenewal\nSHA-1\nSHA-256\nSHA-512\n",
+        r.body_len);
     scep_result_clear(&r);
     scep_service_getcacert(f->svc, f->ep, &r);
     assert_string_equal(r.content_type, "application/x-x509-ca-ra-cert");
@@ -829,8 +831,7 @@ test_service_renewal(void **state)
     /* RenewalReq with a new key, signed by the old certificate, no challenge */
     renewal_req(&u, f, a, test_key(0), test_key(1), "CN=laptop-7,O=Example", 17, "renew-1");
     b = expect_renewed(f, &u, test_key(1), "laptop-7");
-    assert_int_not_equal(ASN1_INTEGER_cmp(X509_get0_serialNumber(a), X509_get0_serialNumber(b)),
-                         0);
+    assert_int_not_equal(ASN1_INTEGER_cmp(X509_get0_serialNumber(a), X509_get0_serialNumber(b)), 0);
     test_req_clear(&u);
     /* the same as PKCSReq (macOS, certmonger), key reused */
     renewal_req(&u, f, b, test_key(1), test_key(1), "CN=laptop-7,O=Example", 19, "renew-2");
@@ -1062,7 +1063,7 @@ test_service_cdp_with_public_url(void **state)
     struct fixture *f;
     struct test_req t;
     X509 *c;
-    STACK_OF(DIST_POINT) *cdp;
+    STACK_OF(DIST_POINT) * cdp;
     GENERAL_NAME *gn;
 
     (void)state;
@@ -1100,7 +1101,7 @@ test_service_ec_client_keys(void **state)
         CMS_ContentInfo *cms, *env;
         BIO *content = BIO_new(BIO_s_mem());
         BUF_MEM *bm;
-        STACK_OF(CMS_RecipientInfo) *ris;
+        STACK_OF(CMS_RecipientInfo) * ris;
         X509 *c;
 
         assert_int_equal(scep_pki_genkey(specs[i], &k), SCEP_OK);
@@ -1119,9 +1120,8 @@ test_service_ec_client_keys(void **state)
         p = r.body;
         cms = d2i_CMS_ContentInfo(NULL, &p, (long)r.body_len);
         assert_non_null(cms);
-        assert_int_equal(CMS_verify(cms, NULL, NULL, NULL, content,
-                                    CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY),
-                         1);
+        assert_int_equal(
+            CMS_verify(cms, NULL, NULL, NULL, content, CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY), 1);
         BIO_get_mem_ptr(content, &bm);
         p = (const unsigned char *)bm->data;
         env = d2i_CMS_ContentInfo(NULL, &p, (long)bm->length);
@@ -1172,7 +1172,8 @@ enroll_with_validity(struct fixture *f, const char *period, const char *units)
     X509_REQ *csr = NULL;
     X509_ATTRIBUTE *a;
     unsigned char v1[128], v2[128], *der = NULL;
-    size_t l1 = nvp_der("ValidityPeriod", period, v1), l2 = nvp_der("ValidityPeriodUnits", units, v2);
+    size_t l1 = nvp_der("ValidityPeriod", period, v1),
+           l2 = nvp_der("ValidityPeriodUnits", units, v2);
     struct test_req t;
     X509 *c;
     int n;
@@ -1257,7 +1258,8 @@ test_service_windows_signer_critical_aki(void **state)
     test_req_clear(&t);
 }
 
-/* RFC 8894 §4.7: rollover, GetNextCACert signed by the current CA, switch, old certificates renew. */
+/* RFC 8894 §4.7: rollover, GetNextCACert signed by the current CA, switch, old certificates renew.
+ */
 static void
 test_service_ca_rollover(void **state)
 {
