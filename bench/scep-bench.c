@@ -160,20 +160,16 @@ http(CURL *c, const char *url, const unsigned char *post, size_t postlen, struct
 }
 
 static int http10_mode;
+static struct curl_slist *req_headers; /* set in main before any thread starts */
 
 static CURL *
 new_handle(void)
 {
     CURL *c = curl_easy_init();
-    static struct curl_slist *hdrs;
 
     if (c == NULL)
         return NULL;
-    if (hdrs == NULL) {
-        hdrs = curl_slist_append(NULL, "Content-Type: application/x-pki-message");
-        hdrs = curl_slist_append(hdrs, "Expect:");
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, req_headers);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
@@ -433,7 +429,7 @@ main(int argc, char **argv)
     double t0, secs, *lat;
     char cache[4096];
     long long i, nok = 0;
-    int ch, tty = isatty(2);
+    int ch, tty = isatty(2), rc;
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.n = 1000;
@@ -537,6 +533,8 @@ main(int argc, char **argv)
     }
     if (scep_lib_init() != SCEP_OK || curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
         return 1;
+    req_headers = curl_slist_append(NULL, "Content-Type: application/x-pki-message");
+    req_headers = curl_slist_append(req_headers, "Expect:");
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
     memset(&r, 0, sizeof(r));
     r.cfg = &cfg;
@@ -599,5 +597,19 @@ main(int argc, char **argv)
                 fprintf(f, "%s\n", r.items[i].serial);
         fclose(f);
     }
-    return atomic_load(&r.failures) == 0 ? 0 : 1;
+    rc = atomic_load(&r.failures) == 0 ? 0 : 1;
+    for (i = 0; i < cfg.n; i++) {
+        EVP_PKEY_free(r.items[i].key);
+        X509_free(r.items[i].signer);
+        free(r.items[i].der);
+        free(r.items[i].get_url);
+    }
+    free(r.items);
+    free(th);
+    free(lat);
+    X509_free(r.ra);
+    pthread_mutex_destroy(&r.err_mu);
+    curl_slist_free_all(req_headers);
+    curl_global_cleanup();
+    return rc;
 }
