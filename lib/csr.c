@@ -315,22 +315,35 @@ scep_csr_requested_validity(X509_REQ *req, long long *seconds)
 }
 
 enum scep_err
-scep_csr_without_challenge(const X509_REQ *req, unsigned char **out, size_t *outlen)
+scep_csr_without_challenge(X509_REQ *req, unsigned char **out, size_t *outlen)
 {
-    X509_REQ *copy = X509_REQ_dup(req);
-    int loc, n;
+    X509_ATTRIBUTE *removed[8];
+    int loc, n = 0, i, len;
 
     *out = NULL;
     *outlen = 0;
-    if (copy == NULL)
-        return SCEP_E_NOMEM;
-    while ((loc = X509_REQ_get_attr_by_NID(copy, NID_pkcs9_challengePassword, -1)) >= 0)
-        X509_ATTRIBUTE_free(X509_REQ_delete_attr(copy, loc));
-    n = i2d_X509_REQ(copy, out);
-    X509_REQ_free(copy);
+    /*
+     * Taken out, encoded, put back: X509_REQ_dup() would decode the key
+     * again through OpenSSL 3.0's provider decoders (13% of an enrollment,
+     * callgrind).  Only the attribute order of req changes.
+     */
+    while (n < 8 && (loc = X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, -1)) >= 0)
+        removed[n++] = X509_REQ_delete_attr(req, loc);
+    if (X509_REQ_get_attr_by_NID(req, NID_pkcs9_challengePassword, -1) >= 0)
+        len = -1; /* more than 8: refuse rather than keep one */
+    else
+        len = i2d_X509_REQ(req, out);
+    for (i = 0; i < n; i++) {
+        if (removed[i] != NULL && !X509_REQ_add1_attr(req, removed[i]))
+            len = -1;
+        X509_ATTRIBUTE_free(removed[i]);
+    }
     ERR_clear_error();
-    if (n <= 0)
+    if (len <= 0) {
+        OPENSSL_free(*out);
+        *out = NULL;
         return SCEP_E_INTERNAL;
-    *outlen = (size_t)n;
+    }
+    *outlen = (size_t)len;
     return SCEP_OK;
 }

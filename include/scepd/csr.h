@@ -59,9 +59,9 @@ enum scep_err scep_csr_requested_validity(X509_REQ *req, long long *seconds) SCE
  * The CSR's DER without its challengePassword attribute(s), for storage:
  * the challenge is never kept (its self-signature then no longer verifies;
  * the stored copy is a record, checked when it arrived).  *out
- * OPENSSL_malloc'ed.  req itself is not changed.
+ * OPENSSL_malloc'ed.  req keeps its attributes (their order may change).
  */
-enum scep_err scep_csr_without_challenge(const X509_REQ *req, unsigned char **out,
+enum scep_err scep_csr_without_challenge(X509_REQ *req, unsigned char **out,
                                          size_t *outlen) SCEP_WUR;
 
 /* The requested extensions, or NULL; owned by the caller. */
