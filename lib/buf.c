@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/buffer.h>
 #include <openssl/crypto.h>
 
 #include "scepd/buf.h"
@@ -85,4 +86,21 @@ scep_buf_reset(struct scep_buf *b)
     if (b->d != NULL)
         OPENSSL_cleanse(b->d, b->alloc);
     b->len = 0;
+}
+
+enum scep_err
+scep_bio_copy(BIO *b, unsigned char **out, size_t *outlen)
+{
+    BUF_MEM *bm = NULL;
+
+    *out = NULL;
+    *outlen = 0;
+    BIO_get_mem_ptr(b, &bm);
+    if (bm == NULL || bm->length == 0)
+        return SCEP_E_INTERNAL;
+    if ((*out = malloc(bm->length)) == NULL)
+        return SCEP_E_NOMEM;
+    memcpy(*out, bm->data, bm->length);
+    *outlen = bm->length;
+    return SCEP_OK;
 }

@@ -18,22 +18,8 @@
 #include <openssl/rsa.h>
 
 #include "scepd/certrep.h"
+#include "scepd/buf.h"
 #include "scepd/oids.h"
-
-static enum scep_err
-bio_to_der(BIO *b, unsigned char **out, size_t *outlen)
-{
-    BUF_MEM *bm = NULL;
-
-    BIO_get_mem_ptr(b, &bm);
-    if (bm == NULL || bm->length == 0)
-        return SCEP_E_INTERNAL;
-    if ((*out = malloc(bm->length)) == NULL)
-        return SCEP_E_NOMEM;
-    memcpy(*out, bm->data, bm->length);
-    *outlen = bm->length;
-    return SCEP_OK;
-}
 
 enum scep_err
 scep_certs_only_der(STACK_OF(X509) * certs, unsigned char **out, size_t *outlen)
@@ -197,7 +183,7 @@ scep_certrep_build(const struct scep_certrep *r, unsigned char **out, size_t *ou
         goto out;
     if ((der = BIO_new(BIO_s_mem())) == NULL || i2d_CMS_bio(der, cms) != 1)
         goto out;
-    rc = bio_to_der(der, out, outlen);
+    rc = scep_bio_copy(der, out, outlen);
 out:
     ERR_clear_error();
     BIO_free(der);

@@ -18,24 +18,10 @@
 #include <openssl/x509v3.h>
 
 #include "scepd/client.h"
+#include "scepd/buf.h"
 #include "scepd/oids.h"
 #include "scepd/pki.h"
 #include "scepd/pkimsg.h"
-
-static enum scep_err
-mem_out(BIO *b, unsigned char **out, size_t *outlen)
-{
-    BUF_MEM *bm = NULL;
-
-    BIO_get_mem_ptr(b, &bm);
-    if (bm == NULL || bm->length == 0)
-        return SCEP_E_INTERNAL;
-    if ((*out = malloc(bm->length)) == NULL)
-        return SCEP_E_NOMEM;
-    memcpy(*out, bm->data, bm->length);
-    *outlen = bm->length;
-    return SCEP_OK;
-}
 
 enum scep_err
 scep_client_build(struct scep_client_req *r, unsigned char **out, size_t *outlen)
@@ -101,7 +87,7 @@ sign:
         goto out;
     if ((der = BIO_new(BIO_s_mem())) == NULL || i2d_CMS_bio(der, cms) != 1)
         goto out;
-    rc = mem_out(der, out, outlen);
+    rc = scep_bio_copy(der, out, outlen);
 out:
     ERR_clear_error();
     BIO_free(der);

@@ -166,42 +166,19 @@ new_cert(EVP_PKEY *pub, X509_NAME *subject, X509_NAME *issuer, int days, const X
     return x;
 }
 
-enum scep_err
-scep_pki_make_root(EVP_PKEY *key, X509_NAME *subject, int days, X509 **out)
+/* A CA certificate for key, issued by issuer/issuer_key (itself when self-signed). */
+static enum scep_err
+make_ca(EVP_PKEY *key, X509_NAME *subject, X509 *issuer, EVP_PKEY *issuer_key, int days, X509 **out)
 {
-    X509 *x = new_cert(key, subject, subject, days, NULL);
+    X509 *x = new_cert(key, subject, issuer != NULL ? X509_get_subject_name(issuer) : subject,
+                       days, NULL);
     X509V3_CTX ctx;
 
     *out = NULL;
     if (x == NULL)
         goto fail;
-    X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+    X509V3_set_ctx(&ctx, issuer != NULL ? issuer : x, x, NULL, NULL, 0);
     /* digitalSignature too: RFC 8894 §2.1.2, micromdm/scep #81 (digest §2.2). */
-    if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE") ||
-        !add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature,keyCertSign,cRLSign") ||
-        !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
-        !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") ||
-        X509_sign(x, key, md_for(key)) <= 0)
-        goto fail;
-    *out = x;
-    return SCEP_OK;
-fail:
-    ERR_clear_error();
-    X509_free(x);
-    return SCEP_E_INTERNAL;
-}
-
-enum scep_err
-scep_pki_make_ca_signed(EVP_PKEY *key, X509_NAME *subject, X509 *issuer, EVP_PKEY *issuer_key,
-                        int days, X509 **out)
-{
-    X509 *x = new_cert(key, subject, X509_get_subject_name(issuer), days, NULL);
-    X509V3_CTX ctx;
-
-    *out = NULL;
-    if (x == NULL)
-        goto fail;
-    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
     if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE") ||
         !add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature,keyCertSign,cRLSign") ||
         !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
@@ -214,6 +191,19 @@ fail:
     ERR_clear_error();
     X509_free(x);
     return SCEP_E_INTERNAL;
+}
+
+enum scep_err
+scep_pki_make_root(EVP_PKEY *key, X509_NAME *subject, int days, X509 **out)
+{
+    return make_ca(key, subject, NULL, key, days, out);
+}
+
+enum scep_err
+scep_pki_make_ca_signed(EVP_PKEY *key, X509_NAME *subject, X509 *issuer, EVP_PKEY *issuer_key,
+                        int days, X509 **out)
+{
+    return make_ca(key, subject, issuer, issuer_key, days, out);
 }
 
 enum scep_err
