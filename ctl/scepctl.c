@@ -335,6 +335,51 @@ ca_command(const char *dir, const char *verb, const char *endpoint, int self_sig
 }
 
 static int
+profiles_command(const char *dir, const char *verb, const char *name, const char *tmpl,
+                 const char *days, const char *eku, int as_json)
+{
+    json_t *body = NULL, *arr, *o, *req;
+    char *text;
+    long long n = 365;
+    size_t i;
+    int rc;
+
+    if (strcmp(verb, "list") == 0) {
+        rc = api_call(dir, "/v1/profiles", NULL, &body);
+    } else {
+        if (days != NULL && scep_strtonum(days, 1, 3650, &n) != SCEP_OK) {
+            fprintf(stderr, "scepctl: --validity-days %s: a number from 1 to 3650\n", days);
+            return 2;
+        }
+        req = json_pack("{s:s, s:s, s:I, s:s}", "name", name, "template", tmpl, "validity_days",
+                        (json_int_t)n, "eku", eku != NULL ? eku : "clientAuth");
+        text = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        if (text == NULL)
+            return 1;
+        rc = api_call(dir, "/v1/profiles", text, &body);
+        free(text);
+    }
+    if (rc != 0)
+        return 1;
+    arr = json_object_get(body, "profiles");
+    if (as_json) {
+        json_dumpf(arr, stdout, JSON_INDENT(2));
+        printf("\n");
+    } else {
+        printf("%-4s %-20s %-30s %-6s %s\n", "ID", "NAME", "TEMPLATE", "DAYS", "EKU");
+        json_array_foreach(arr, i, o)
+        printf("%-4lld %-20s %-30s %-6lld %s\n", (long long)json_integer_value(json_object_get(o, "id")),
+               json_string_value(json_object_get(o, "name")),
+               json_string_value(json_object_get(o, "template")),
+               (long long)json_integer_value(json_object_get(o, "validity_days")),
+               json_string_value(json_object_get(o, "eku")));
+    }
+    json_decref(body);
+    return 0;
+}
+
+static int
 requests_list(const char *dir, const char *status, int as_json)
 {
     json_t *body, *arr, *o;
@@ -418,6 +463,7 @@ int
 main(int argc, char **argv)
 {
     const char *dir = NULL, *status = NULL, *reason = NULL, *id = NULL, *endpoint = NULL;
+    const char *tmpl = NULL, *days = NULL, *eku = NULL;
     int i = 1, as_json = 0, rc, self_signed = 0;
     const char *noun, *verb;
 
@@ -458,6 +504,12 @@ main(int argc, char **argv)
             endpoint = argv[++i];
         } else if (strcmp(argv[i], "--self-signed") == 0) {
             self_signed = 1;
+        } else if (strcmp(argv[i], "--template") == 0 && i + 1 < argc) {
+            tmpl = argv[++i];
+        } else if (strcmp(argv[i], "--validity-days") == 0 && i + 1 < argc) {
+            days = argv[++i];
+        } else if (strcmp(argv[i], "--eku") == 0 && i + 1 < argc) {
+            eku = argv[++i];
         } else if (argv[i][0] != '-' && id == NULL) {
             id = argv[i];
         } else {
@@ -470,6 +522,12 @@ main(int argc, char **argv)
     if (strcmp(noun, "certs") == 0 && strcmp(verb, "list") == 0 && id == NULL && status == NULL &&
         reason == NULL) {
         rc = certs_list(dir, as_json);
+    } else if (strcmp(noun, "profiles") == 0 && strcmp(verb, "list") == 0 && id == NULL &&
+               tmpl == NULL && days == NULL && eku == NULL) {
+        rc = profiles_command(dir, verb, NULL, NULL, NULL, NULL, as_json);
+    } else if (strcmp(noun, "profiles") == 0 && strcmp(verb, "add") == 0 && id != NULL &&
+               tmpl != NULL) {
+        rc = profiles_command(dir, verb, id, tmpl, days, eku, as_json);
     } else if (strcmp(noun, "ca") == 0 &&
                (strcmp(verb, "list") == 0 || strcmp(verb, "rollover") == 0 ||
                 strcmp(verb, "switch") == 0) &&

@@ -8,6 +8,7 @@
  *                 POST /v1/certs/SERIAL/revoke {"reason": "keyCompromise"}
  *                 GET /v1/ca   POST /v1/ca/rollover {"endpoint", "self_signed"}
  *                 POST /v1/ca/switch {"endpoint"}
+ *                 GET /v1/profiles   POST /v1/profiles {"name","template","validity_days","eku"}
  * It grows with the endpoint, request and revocation commands.  Every
  * route needs the token; the token is compared in constant time and never
  * logged.  The API never decrypts a client-supplied message (matrix A10).
@@ -342,6 +343,72 @@ ca_change(struct scep_admin *a, struct MHD_Connection *c, const char *url, const
     }
 }
 
+static int
+profile_to_json(void *arg, const struct scep_profile_row *p)
+{
+    json_t *o = json_pack("{s:I, s:s, s:s, s:i, s:s}", "id", (json_int_t)p->id, "name", p->name,
+                          "template", p->template_name, "validity_days", p->validity_days, "eku",
+                          p->eku);
+
+    return o == NULL || json_array_append_new(arg, o) != 0;
+}
+
+static enum MHD_Result
+profiles_reply(struct scep_admin *a, struct MHD_Connection *c)
+{
+    json_t *arr = json_array();
+
+    if (arr == NULL || scep_service_each_profile(a->svc, profile_to_json, arr) != SCEP_OK) {
+        json_decref(arr);
+        return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot list the profiles");
+    }
+    return reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "profiles", arr));
+}
+
+/* POST /v1/profiles */
+static enum MHD_Result
+add_profile(struct scep_admin *a, struct MHD_Connection *c, const char *body, size_t bodylen)
+{
+    struct scep_profile_row p;
+    json_error_t jerr;
+    json_t *j = json_loadb(body, bodylen, 0, &jerr), *name, *tmpl, *days, *eku;
+    char err[512];
+    enum scep_err rc;
+
+    memset(&p, 0, sizeof(p));
+    if (j == NULL || !json_is_object(j)) {
+        json_decref(j);
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
+    }
+    name = json_object_get(j, "name");
+    tmpl = json_object_get(j, "template");
+    days = json_object_get(j, "validity_days");
+    eku = json_object_get(j, "eku");
+    if (!json_is_string(name) || (tmpl != NULL && !json_is_string(tmpl)) ||
+        (days != NULL && !json_is_integer(days)) || (eku != NULL && !json_is_string(eku)) ||
+        strlen(json_string_value(name)) >= sizeof(p.name) ||
+        (tmpl != NULL && strlen(json_string_value(tmpl)) >= sizeof(p.template_name)) ||
+        (eku != NULL && strlen(json_string_value(eku)) >= sizeof(p.eku))) {
+        json_decref(j);
+        return reply_error(c, MHD_HTTP_BAD_REQUEST,
+                           "give name (string), template (string), validity_days (number), eku "
+                           "(string like clientAuth,serverAuth)");
+    }
+    snprintf(p.name, sizeof(p.name), "%s", json_string_value(name));
+    if (tmpl != NULL)
+        snprintf(p.template_name, sizeof(p.template_name), "%s", json_string_value(tmpl));
+    p.validity_days = days != NULL ? (int)json_integer_value(days) : 365;
+    snprintf(p.eku, sizeof(p.eku), "%s", eku != NULL ? json_string_value(eku) : "clientAuth");
+    json_decref(j);
+    rc = scep_service_add_profile(a->svc, &p, err, sizeof(err));
+    if (rc == SCEP_OK)
+        return profiles_reply(a, c);
+    return reply_error(c, rc == SCEP_E_CONFLICT ? MHD_HTTP_CONFLICT
+                          : rc == SCEP_E_INVALID_ARG ? MHD_HTTP_BAD_REQUEST
+                                                     : MHD_HTTP_SERVICE_UNAVAILABLE,
+                       err[0] ? err : scep_strerror(rc));
+}
+
 struct body {
     char d[4096];
     size_t len;
@@ -400,6 +467,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
             return revoke_cert(a, c, url, b->d, b->len);
         if (strncmp(url, "/v1/ca/", 7) == 0)
             return ca_change(a, c, url, b->d, b->len);
+        if (strcmp(url, "/v1/profiles") == 0)
+            return add_profile(a, c, b->d, b->len);
         return reply_error(c, MHD_HTTP_NOT_FOUND, "no such route");
     }
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
@@ -433,6 +502,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         }
         return reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "requests", arr));
     }
+    if (strcmp(url, "/v1/profiles") == 0)
+        return profiles_reply(a, c);
     if (strcmp(url, "/v1/ca") == 0) {
         if ((arr = json_array()) == NULL ||
             scep_service_each_ca(a->svc, ca_to_json, arr) != SCEP_OK) {

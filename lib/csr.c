@@ -347,3 +347,57 @@ scep_csr_without_challenge(X509_REQ *req, unsigned char **out, size_t *outlen)
     *outlen = (size_t)len;
     return SCEP_OK;
 }
+
+/* CertificateTemplate ::= SEQUENCE { templateID OID, major INTEGER, minor INTEGER OPTIONAL } */
+typedef struct scep_tmpl_st {
+    ASN1_OBJECT *id;
+    ASN1_INTEGER *major;
+    ASN1_INTEGER *minor;
+} SCEP_TMPL;
+
+ASN1_SEQUENCE(SCEP_TMPL) = {
+    ASN1_SIMPLE(SCEP_TMPL, id, ASN1_OBJECT),
+    ASN1_SIMPLE(SCEP_TMPL, major, ASN1_INTEGER),
+    ASN1_OPT(SCEP_TMPL, minor, ASN1_INTEGER),
+} static_ASN1_SEQUENCE_END(SCEP_TMPL)
+
+enum scep_err
+scep_csr_template(X509_REQ *req, char *buf, size_t buflen)
+{
+    STACK_OF(X509_EXTENSION) *exts = scep_csr_extensions(req);
+    int name_nid = OBJ_txt2nid("1.3.6.1.4.1.311.20.2"), tmpl_nid = OBJ_txt2nid("1.3.6.1.4.1.311.21.7");
+    enum scep_err rc = SCEP_E_NO_ENTRY;
+    int i;
+
+    if (buflen > 0)
+        buf[0] = '\0';
+    for (i = 0; exts != NULL && i < sk_X509_EXTENSION_num(exts) && rc == SCEP_E_NO_ENTRY; i++) {
+        X509_EXTENSION *e = sk_X509_EXTENSION_value(exts, i);
+        int nid = OBJ_obj2nid(X509_EXTENSION_get_object(e));
+        const ASN1_OCTET_STRING *v = X509_EXTENSION_get_data(e);
+        const unsigned char *p = ASN1_STRING_get0_data(v);
+        long len = ASN1_STRING_length(v);
+
+        if (nid != NID_undef && nid == name_nid) {
+            ASN1_STRING *str = d2i_ASN1_PRINTABLE(NULL, &p, len);
+            unsigned char *u = NULL;
+            int n = str != NULL ? ASN1_STRING_to_UTF8(&u, str) : -1;
+            rc = n > 0 && (size_t)n < buflen && memchr(u, 0, (size_t)n) == NULL ? SCEP_OK
+                                                                             : SCEP_E_CSR_PARSE;
+            if (rc == SCEP_OK) {
+                memcpy(buf, u, (size_t)n);
+                buf[n] = '\0';
+            }
+            OPENSSL_free(u);
+            ASN1_STRING_free(str);
+        } else if (nid != NID_undef && nid == tmpl_nid) {
+            SCEP_TMPL *t = (SCEP_TMPL *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(SCEP_TMPL));
+            rc = t != NULL && OBJ_obj2txt(buf, (int)buflen, t->id, 1) > 0 ? SCEP_OK
+                                                                          : SCEP_E_CSR_PARSE;
+            ASN1_item_free((ASN1_VALUE *)t, ASN1_ITEM_rptr(SCEP_TMPL));
+        }
+    }
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    ERR_clear_error();
+    return rc;
+}

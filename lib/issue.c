@@ -339,7 +339,7 @@ scep_issue_cert(X509_REQ *req, const struct scep_issue_opts *o, X509 **out,
                                                    : "critical,digitalSignature,keyAgreement";
     if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
         !add_ext(x, &ctx, NID_key_usage, ku) ||
-        !add_ext(x, &ctx, NID_ext_key_usage, "clientAuth") ||
+        !add_ext(x, &ctx, NID_ext_key_usage, o->eku != NULL ? o->eku : "clientAuth") ||
         !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
         !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
         goto out;

@@ -57,6 +57,8 @@ struct ca_entry {
 struct ep_table {
     struct scep_endpoint *eps;
     size_t neps;
+    struct scep_profile_row *profiles;
+    size_t nprofiles, profiles_cap;
     struct ca_entry *cas;
     size_t ncas;
     struct ep_table *retired;
@@ -105,6 +107,7 @@ table_free(struct ep_table *t)
         }
         free(t->eps);
         free(t->cas);
+        free(t->profiles);
         free(t);
         t = older;
     }
@@ -392,6 +395,23 @@ fail:
     return 1;
 }
 
+static int
+load_profile(void *arg, const struct scep_profile_row *row)
+{
+    struct ep_table *t = ((struct load_ctx *)arg)->t;
+
+    if (t->nprofiles == t->profiles_cap) {
+        size_t nc = t->profiles_cap ? 2 * t->profiles_cap : 16;
+        struct scep_profile_row *np = realloc(t->profiles, nc * sizeof(*np));
+        if (np == NULL)
+            return 1;
+        t->profiles = np;
+        t->profiles_cap = nc;
+    }
+    t->profiles[t->nprofiles++] = *row;
+    return 0;
+}
+
 /* Read CAs and endpoints into a new table. */
 static enum scep_err
 load_table(struct scep_service *svc, struct ep_table **out, char *errbuf, size_t errlen)
@@ -412,6 +432,8 @@ load_table(struct scep_service *svc, struct ep_table **out, char *errbuf, size_t
     lc.errbuf = errbuf;
     lc.errlen = errlen;
     rc = scep_store_each_ca(svc->store, load_ca, &lc);
+    if (rc == SCEP_OK)
+        rc = scep_store_each_profile(svc->store, load_profile, &lc);
     if (rc == SCEP_OK)
         rc = scep_store_each_endpoint(svc->store, load_endpoint, &lc);
     if (rc != SCEP_OK) {
@@ -735,10 +757,29 @@ replay(const struct scep_endpoint *ep, const struct scep_pkimsg *m,
  * for it.  *cert, *der (OPENSSL_free), *subject and *sans (free) are the
  * caller's; the row borrows them and txid.
  */
-static enum scep_err
-issue_for(const struct scep_endpoint *ep, X509_REQ *req, const unsigned char *txid, size_t txid_len,
-          X509 **cert, unsigned char **der, struct scep_cert_row *cr, char **subject, char **sans)
+/* The profile a Microsoft client's template name selects, or NULL. */
+static const struct scep_profile_row *
+profile_for(const struct scep_service *svc, X509_REQ *req)
 {
+    const struct ep_table *t = tbl(svc);
+    char tmpl[128];
+    size_t i;
+
+    if (t->nprofiles == 0 || scep_csr_template(req, tmpl, sizeof(tmpl)) != SCEP_OK)
+        return NULL;
+    for (i = 0; i < t->nprofiles; i++)
+        if (t->profiles[i].template_name[0] != '\0' &&
+            strcmp(t->profiles[i].template_name, tmpl) == 0)
+            return &t->profiles[i];
+    return NULL;
+}
+
+static enum scep_err
+issue_for(const struct scep_service *svc, const struct scep_endpoint *ep, X509_REQ *req,
+          const unsigned char *txid, size_t txid_len, X509 **cert, unsigned char **der,
+          struct scep_cert_row *cr, char **subject, char **sans)
+{
+    const struct scep_profile_row *prof = profile_for(svc, req);
     struct scep_issue_opts io;
     char serial[SCEP_SERIAL_HEX];
     enum scep_err rc;
@@ -751,6 +792,11 @@ issue_for(const struct scep_endpoint *ep, X509_REQ *req, const unsigned char *tx
     io.ca_key = ep->ca_key;
     io.validity_days = ep->validity_days;
     io.cdp_url = ep->cdp_url[0] ? ep->cdp_url : NULL;
+    if (prof != NULL) {
+        /* the template's profile decides validity and extended key usage */
+        io.validity_days = prof->validity_days;
+        io.eku = prof->eku;
+    }
     /* Windows' ValidPeriod/ValidPeriodUnits, within the endpoint's maximum */
     if (scep_csr_requested_validity(req, &io.validity_seconds) != SCEP_OK)
         io.validity_seconds = 0;
@@ -1039,7 +1085,7 @@ authorized:
         cert = NULL;
         OPENSSL_free(cert_der);
         cert_der = NULL;
-        if ((rc = issue_for(ep, req, m->txid, m->txid_len, &cert, &cert_der, &cr, &subject,
+        if ((rc = issue_for(svc, ep, req, m->txid, m->txid_len, &cert, &cert_der, &cr, &subject,
                             &sans)) != SCEP_OK)
             goto fail;
         snprintf(serial, sizeof(serial), "%s", cr.serial);
@@ -1469,7 +1515,7 @@ scep_service_approve(const struct scep_service *svc, int64_t req_id, char *seria
         unsigned char *der = NULL;
         char *subject = NULL, *sans = NULL;
 
-        rc = issue_for(ep, req, row.txid, row.txid_len, &cert, &der, &cr, &subject, &sans);
+        rc = issue_for(svc, ep, req, row.txid, row.txid_len, &cert, &der, &cr, &subject, &sans);
         if (rc == SCEP_OK)
             rc = scep_store_complete_pending(svc->store, req_id, &cr);
         if (rc == SCEP_OK) {
@@ -1729,5 +1775,51 @@ scep_service_each_ca(const struct scep_service *svc, scep_service_ca_cb cb, void
         if (cb(arg, t->cas[i].id, t->cas[i].name, t->cas[i].cert, t->cas[i].next_id, used_by))
             return SCEP_E_INTERNAL;
     }
+    return SCEP_OK;
+}
+
+enum scep_err
+scep_service_add_profile(struct scep_service *svc, const struct scep_profile_row *p, char *errbuf,
+                         size_t errlen)
+{
+    X509_EXTENSION *ext;
+    int64_t id = 0;
+    enum scep_err rc;
+
+    errbuf[0] = '\0';
+    if (p->name[0] == '\0' || p->validity_days < 1 || p->validity_days > 3650) {
+        snprintf(errbuf, errlen, "a profile needs a name and a validity of 1 to 3650 days");
+        return SCEP_E_INVALID_ARG;
+    }
+    ext = X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage, p->eku);
+    X509_EXTENSION_free(ext);
+    ERR_clear_error();
+    if (ext == NULL) {
+        snprintf(errbuf, errlen,
+                 "eku %s: give a comma-separated list such as clientAuth,serverAuth or OIDs",
+                 p->eku);
+        return SCEP_E_INVALID_ARG;
+    }
+    pthread_mutex_lock(&svc->reload_mu);
+    rc = scep_store_add_profile(svc->store, p, &id);
+    if (rc == SCEP_E_CONFLICT)
+        snprintf(errbuf, errlen, "a profile with this name or template exists");
+    else if (rc == SCEP_OK)
+        rc = reload(svc, errbuf, errlen);
+    pthread_mutex_unlock(&svc->reload_mu);
+    if (rc == SCEP_OK)
+        scep_log(SCEP_LOG_INFO, "service", "profile added name=%s", p->name);
+    return rc;
+}
+
+enum scep_err
+scep_service_each_profile(const struct scep_service *svc, scep_profile_cb cb, void *arg)
+{
+    const struct ep_table *t = tbl(svc);
+    size_t i;
+
+    for (i = 0; i < t->nprofiles; i++)
+        if (cb(arg, &t->profiles[i]))
+            return SCEP_E_INTERNAL;
     return SCEP_OK;
 }

@@ -26,7 +26,7 @@
 #define POOL_MAX 64
 #define BUSY_TIMEOUT_MS 10000
 /* A new database is made at version 1 and migrated like an old one. */
-#define SCHEMA_VERSION_LATEST 3
+#define SCHEMA_VERSION_LATEST 4
 
 struct scep_commit;
 
@@ -94,6 +94,9 @@ static const char *const migrations[] = {
     /* 2 -> 3: CA rollover, the endpoint's next RA */
     "ALTER TABLE endpoint ADD COLUMN next_ra_cert_der BLOB;"
     "ALTER TABLE endpoint ADD COLUMN next_ra_key_ref TEXT;",
+    /* 3 -> 4: issuance profiles selected by a Microsoft template name */
+    "CREATE TABLE profile(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, template TEXT UNIQUE,"
+    " validity_days INTEGER NOT NULL, eku TEXT NOT NULL, created_at INTEGER NOT NULL);",
 };
 
 static enum scep_err
@@ -1602,4 +1605,71 @@ scep_store_switch_ca(struct scep_store *s, int64_t endpoint_id)
 out:
     sqlite3_finalize(st);
     return end_write(s, db, rc);
+}
+
+enum scep_err
+scep_store_add_profile(struct scep_store *s, const struct scep_profile_row *r, int64_t *id)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int x;
+
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    if ((x = prep(db,
+                  "INSERT INTO profile(name, template, validity_days, eku, created_at)"
+                  " VALUES (?,?,?,?,?)",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(x);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
+    if (r->template_name[0] != '\0')
+        sqlite3_bind_text(st, 2, r->template_name, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_int(st, 3, r->validity_days);
+    sqlite3_bind_text(st, 4, r->eku, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (int64_t)time(NULL));
+    if ((rc = map_rc(sqlite3_step(st))) == SCEP_OK)
+        *id = sqlite3_last_insert_rowid(db);
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
+}
+
+enum scep_err
+scep_store_each_profile(struct scep_store *s, scep_profile_cb cb, void *arg)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db, "SELECT id, name, template, validity_days, eku FROM profile ORDER BY id",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct scep_profile_row p;
+        memset(&p, 0, sizeof(p));
+        p.id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, p.name, sizeof(p.name));
+        col_text(st, 2, p.template_name, sizeof(p.template_name));
+        p.validity_days = sqlite3_column_int(st, 3);
+        col_text(st, 4, p.eku, sizeof(p.eku));
+        if (cb(arg, &p)) {
+            rc = SCEP_E_INTERNAL;
+            goto out;
+        }
+    }
+    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
 }

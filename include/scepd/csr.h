@@ -64,6 +64,13 @@ enum scep_err scep_csr_requested_validity(X509_REQ *req, long long *seconds) SCE
 enum scep_err scep_csr_without_challenge(X509_REQ *req, unsigned char **out,
                                          size_t *outlen) SCEP_WUR;
 
+/*
+ * The certificate template a Microsoft client names in its request: the
+ * extension 1.3.6.1.4.1.311.20.2 (a name, BMPString) or 1.3.6.1.4.1.311.21.7
+ * (a template OID, given as dotted text).  SCEP_E_NO_ENTRY when absent.
+ */
+enum scep_err scep_csr_template(X509_REQ *req, char *buf, size_t buflen) SCEP_WUR;
+
 /* The requested extensions, or NULL; owned by the caller. */
 STACK_OF(X509_EXTENSION) * scep_csr_extensions(X509_REQ *req);
 

@@ -142,6 +142,16 @@ typedef int (*scep_service_ca_cb)(void *arg, int64_t id, const char *name, X509 
 enum scep_err scep_service_each_ca(const struct scep_service *svc, scep_service_ca_cb cb,
                                    void *arg) SCEP_WUR;
 
+/*
+ * Issuance profiles: a request whose CSR names a Microsoft certificate
+ * template (extension 1.3.6.1.4.1.311.20.2 or .21.7) matching a profile's
+ * template gets that profile's validity and extended key usage.
+ */
+enum scep_err scep_service_add_profile(struct scep_service *svc, const struct scep_profile_row *p,
+                                       char *errbuf, size_t errlen) SCEP_WUR;
+enum scep_err scep_service_each_profile(const struct scep_service *svc, scep_profile_cb cb,
+                                        void *arg) SCEP_WUR;
+
 /* A plain-text HTTP error reply for err (no CertRep possible). */
 void scep_service_http_error(enum scep_err err, struct scep_result *r);
 

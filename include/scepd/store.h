@@ -238,6 +238,20 @@ enum scep_err scep_store_set_crl(struct scep_store *s, int64_t ca_id, int64_t nu
                                  const unsigned char *der, size_t der_len,
                                  int64_t next_update) SCEP_WUR;
 
+/* An issuance profile, chosen by the template name a Microsoft client asks for. */
+struct scep_profile_row {
+    int64_t id;
+    char name[SCEP_NAME_MAX];
+    char template_name[128]; /* 1.3.6.1.4.1.311.20.2 name or .21.7 OID; "" for none */
+    int validity_days;
+    char eku[256]; /* OpenSSL extendedKeyUsage list: "clientAuth,serverAuth,1.2.3" */
+};
+/* SCEP_E_CONFLICT when the name or template is taken. */
+enum scep_err scep_store_add_profile(struct scep_store *s, const struct scep_profile_row *r,
+                                     int64_t *id) SCEP_WUR;
+typedef int (*scep_profile_cb)(void *arg, const struct scep_profile_row *row);
+enum scep_err scep_store_each_profile(struct scep_store *s, scep_profile_cb cb, void *arg) SCEP_WUR;
+
 /* Key-value settings of the installation ("schema_version", ...). */
 enum scep_err scep_store_get_meta(struct scep_store *s, const char *key, char *val,
                                   size_t vlen) SCEP_WUR;

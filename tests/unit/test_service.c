@@ -1346,6 +1346,83 @@ test_service_ca_rollover(void **state)
     test_req_clear(&t);
 }
 
+/* A CSR naming a Microsoft template (1.3.6.1.4.1.311.20.2) gets that profile's validity and EKU. */
+static void
+test_service_template_profile(void **state)
+{
+    struct fixture *f = *state;
+    struct scep_profile_row p;
+    char err[256];
+    X509_REQ *csr = NULL;
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    ASN1_BMPSTRING *bmp = ASN1_BMPSTRING_new();
+    unsigned char *der = NULL, *ext_der = NULL;
+    ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+    X509_EXTENSION *ext;
+    struct test_req t;
+    EXTENDED_KEY_USAGE *eku;
+    X509 *c;
+    int n;
+
+    memset(&p, 0, sizeof(p));
+    snprintf(p.name, sizeof(p.name), "wifi");
+    snprintf(p.template_name, sizeof(p.template_name), "WiFiMachine");
+    p.validity_days = 90;
+    snprintf(p.eku, sizeof(p.eku), "clientAuth,serverAuth");
+    assert_int_equal(scep_service_add_profile(f->svc, &p, err, sizeof(err)), SCEP_OK);
+    assert_int_equal(scep_service_add_profile(f->svc, &p, err, sizeof(err)), SCEP_E_CONFLICT);
+    snprintf(p.name, sizeof(p.name), "bad");
+    snprintf(p.template_name, sizeof(p.template_name), "Bad");
+    snprintf(p.eku, sizeof(p.eku), "notAnEku");
+    assert_int_equal(scep_service_add_profile(f->svc, &p, err, sizeof(err)), SCEP_E_INVALID_ARG);
+    f->ep = scep_service_endpoint(f->svc, NULL, 0);
+
+    /* the template-name extension, as Windows puts it in the request */
+    assert_int_equal(scep_client_make_csr(test_key(0), "CN=laptop", TEST_CHALLENGE, NULL, &csr),
+                     SCEP_OK);
+    ASN1_STRING_set(bmp, "\0W\0i\0F\0i\0M\0a\0c\0h\0i\0n\0e", 22);
+    n = i2d_ASN1_BMPSTRING(bmp, &ext_der);
+    ASN1_OCTET_STRING_set(os, ext_der, n);
+    {
+        ASN1_OBJECT *oid = OBJ_txt2obj("1.3.6.1.4.1.311.20.2", 1);
+        ext = X509_EXTENSION_create_by_OBJ(NULL, oid, 0, os);
+        ASN1_OBJECT_free(oid);
+    }
+    assert_non_null(ext);
+    sk_X509_EXTENSION_push(exts, ext);
+    assert_true(X509_REQ_add_extensions(csr, exts));
+    assert_true(X509_REQ_sign(csr, test_key(0), EVP_sha256()) > 0);
+    test_req_make(&t, f, test_key(0), test_key(0), "CN=laptop", TEST_CHALLENGE);
+    n = i2d_X509_REQ(csr, &der);
+    free(t.csr);
+    t.csr = malloc((size_t)n);
+    memcpy(t.csr, der, (size_t)n);
+    t.csr_len = (size_t)n;
+    t.req.inner = t.csr;
+    t.req.inner_len = t.csr_len;
+    test_req_build(&t);
+    c = expect_success(f, &t, test_key(0), "laptop");
+    assert_int_equal(validity_days(c), 90);
+    eku = X509_get_ext_d2i(c, NID_ext_key_usage, NULL, NULL);
+    assert_non_null(eku);
+    assert_int_equal(sk_ASN1_OBJECT_num(eku), 2);
+    EXTENDED_KEY_USAGE_free(eku);
+    X509_free(c);
+    /* without the template: the endpoint's defaults */
+    test_req_clear(&t);
+    test_req_make(&t, f, test_key(1), test_key(1), "CN=plain", TEST_CHALLENGE);
+    c = expect_success(f, &t, test_key(1), "plain");
+    assert_int_equal(validity_days(c), 365);
+    X509_free(c);
+    test_req_clear(&t);
+    OPENSSL_free(der);
+    OPENSSL_free(ext_der);
+    ASN1_OCTET_STRING_free(os);
+    ASN1_BMPSTRING_free(bmp);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    X509_REQ_free(csr);
+}
+
 int
 main(void)
 {
@@ -1380,6 +1457,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_service_windows_validity_period, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_windows_signer_critical_aki, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_ca_rollover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_template_profile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_getcacaps_and_getcacert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_ra_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_certrep_signature_algorithm, setup, teardown),
