@@ -194,7 +194,7 @@ fetch_ra(const char *url)
     CURL *c = new_handle();
     struct body b = {NULL, 0};
     char u[2048];
-    long status;
+    long status = 0;
     const unsigned char *p;
     PKCS7 *p7 = NULL;
     X509 *ra = NULL;

@@ -369,11 +369,12 @@ profiles_command(const char *dir, const char *verb, const char *name, const char
     } else {
         printf("%-4s %-20s %-30s %-6s %s\n", "ID", "NAME", "TEMPLATE", "DAYS", "EKU");
         json_array_foreach(arr, i, o)
-        printf("%-4lld %-20s %-30s %-6lld %s\n", (long long)json_integer_value(json_object_get(o, "id")),
-               json_string_value(json_object_get(o, "name")),
-               json_string_value(json_object_get(o, "template")),
-               (long long)json_integer_value(json_object_get(o, "validity_days")),
-               json_string_value(json_object_get(o, "eku")));
+            printf("%-4lld %-20s %-30s %-6lld %s\n",
+                   (long long)json_integer_value(json_object_get(o, "id")),
+                   json_string_value(json_object_get(o, "name")),
+                   json_string_value(json_object_get(o, "template")),
+                   (long long)json_integer_value(json_object_get(o, "validity_days")),
+                   json_string_value(json_object_get(o, "eku")));
     }
     json_decref(body);
     return 0;

@@ -346,9 +346,9 @@ ca_change(struct scep_admin *a, struct MHD_Connection *c, const char *url, const
 static int
 profile_to_json(void *arg, const struct scep_profile_row *p)
 {
-    json_t *o = json_pack("{s:I, s:s, s:s, s:i, s:s}", "id", (json_int_t)p->id, "name", p->name,
-                          "template", p->template_name, "validity_days", p->validity_days, "eku",
-                          p->eku);
+    json_t *o =
+        json_pack("{s:I, s:s, s:s, s:i, s:s}", "id", (json_int_t)p->id, "name", p->name, "template",
+                  p->template_name, "validity_days", p->validity_days, "eku", p->eku);
 
     return o == NULL || json_array_append_new(arg, o) != 0;
 }
@@ -403,9 +403,10 @@ add_profile(struct scep_admin *a, struct MHD_Connection *c, const char *body, si
     rc = scep_service_add_profile(a->svc, &p, err, sizeof(err));
     if (rc == SCEP_OK)
         return profiles_reply(a, c);
-    return reply_error(c, rc == SCEP_E_CONFLICT ? MHD_HTTP_CONFLICT
-                          : rc == SCEP_E_INVALID_ARG ? MHD_HTTP_BAD_REQUEST
-                                                     : MHD_HTTP_SERVICE_UNAVAILABLE,
+    return reply_error(c,
+                       rc == SCEP_E_CONFLICT      ? MHD_HTTP_CONFLICT
+                       : rc == SCEP_E_INVALID_ARG ? MHD_HTTP_BAD_REQUEST
+                                                  : MHD_HTTP_SERVICE_UNAVAILABLE,
                        err[0] ? err : scep_strerror(rc));
 }
 

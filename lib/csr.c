@@ -36,6 +36,23 @@ scep_csr_parse(const unsigned char *der, size_t len, X509_REQ **out)
         ERR_clear_error();
         return SCEP_E_CSR_PARSE;
     }
+    {
+        /*
+         * DER only (PKCS#10 is DER): a request OpenSSL accepts but encodes
+         * differently would be stored as bytes that no longer parse (found
+         * by fuzz_csr: signatureAlgorithm parameters "20 00" re-encode as
+         * "00 00"; tests/fuzz/crashes/csr-without-challenge-*.der).
+         */
+        unsigned char *re = NULL;
+        int n = i2d_X509_REQ(req, &re);
+        int same = n > 0 && (size_t)n == len && memcmp(re, der, len) == 0;
+        OPENSSL_free(re);
+        if (!same) {
+            X509_REQ_free(req);
+            ERR_clear_error();
+            return SCEP_E_CSR_PARSE;
+        }
+    }
     *out = req;
     return SCEP_OK;
 }
@@ -355,17 +372,18 @@ typedef struct scep_tmpl_st {
     ASN1_INTEGER *minor;
 } SCEP_TMPL;
 
-ASN1_SEQUENCE(SCEP_TMPL) = {
-    ASN1_SIMPLE(SCEP_TMPL, id, ASN1_OBJECT),
-    ASN1_SIMPLE(SCEP_TMPL, major, ASN1_INTEGER),
-    ASN1_OPT(SCEP_TMPL, minor, ASN1_INTEGER),
+ASN1_SEQUENCE(SCEP_TMPL) =
+    {
+        ASN1_SIMPLE(SCEP_TMPL, id, ASN1_OBJECT),
+        ASN1_SIMPLE(SCEP_TMPL, major, ASN1_INTEGER),
+        ASN1_OPT(SCEP_TMPL, minor, ASN1_INTEGER),
 } static_ASN1_SEQUENCE_END(SCEP_TMPL)
 
-enum scep_err
-scep_csr_template(X509_REQ *req, char *buf, size_t buflen)
+        enum scep_err scep_csr_template(X509_REQ * req, char *buf, size_t buflen)
 {
     STACK_OF(X509_EXTENSION) *exts = scep_csr_extensions(req);
-    int name_nid = OBJ_txt2nid("1.3.6.1.4.1.311.20.2"), tmpl_nid = OBJ_txt2nid("1.3.6.1.4.1.311.21.7");
+    int name_nid = OBJ_txt2nid("1.3.6.1.4.1.311.20.2"),
+        tmpl_nid = OBJ_txt2nid("1.3.6.1.4.1.311.21.7");
     enum scep_err rc = SCEP_E_NO_ENTRY;
     int i;
 
@@ -383,7 +401,7 @@ scep_csr_template(X509_REQ *req, char *buf, size_t buflen)
             unsigned char *u = NULL;
             int n = str != NULL ? ASN1_STRING_to_UTF8(&u, str) : -1;
             rc = n > 0 && (size_t)n < buflen && memchr(u, 0, (size_t)n) == NULL ? SCEP_OK
-                                                                             : SCEP_E_CSR_PARSE;
+                                                                                : SCEP_E_CSR_PARSE;
             if (rc == SCEP_OK) {
                 memcpy(buf, u, (size_t)n);
                 buf[n] = '\0';
@@ -392,8 +410,8 @@ scep_csr_template(X509_REQ *req, char *buf, size_t buflen)
             ASN1_STRING_free(str);
         } else if (nid != NID_undef && nid == tmpl_nid) {
             SCEP_TMPL *t = (SCEP_TMPL *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(SCEP_TMPL));
-            rc = t != NULL && OBJ_obj2txt(buf, (int)buflen, t->id, 1) > 0 ? SCEP_OK
-                                                                          : SCEP_E_CSR_PARSE;
+            int n = t != NULL ? OBJ_obj2txt(buf, (int)buflen, t->id, 1) : -1;
+            rc = n > 0 && (size_t)n < buflen ? SCEP_OK : SCEP_E_CSR_PARSE; /* not truncated */
             ASN1_item_free((ASN1_VALUE *)t, ASN1_ITEM_rptr(SCEP_TMPL));
         }
     }

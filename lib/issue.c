@@ -34,6 +34,9 @@ string_ok(const ASN1_STRING *s, size_t maxchars)
             chars++;
         if (u[i] < 0x20 || u[i] == 0x7f)
             ok = 0; /* control characters have no place in a name */
+        /* nor C1 controls, U+0080..U+009F (UTF-8 C2 80..C2 9F; found by fuzz_csr review) */
+        if (u[i] == 0xc2 && i + 1 < n && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f)
+            ok = 0;
     }
     if (maxchars && chars > maxchars)
         ok = 0;
@@ -71,6 +74,9 @@ san_ok(const GENERAL_NAME *g)
         const ASN1_STRING *s = g->d.uniformResourceIdentifier;
         size_t plen = strlen(SID_URI_PREFIX);
         if (!string_ok(s, 2048))
+            return 0;
+        /* a URI has no whitespace: " tag:microsoft.com,..." must not slip past the check below */
+        if (memchr(ASN1_STRING_get0_data(s), ' ', (size_t)ASN1_STRING_length(s)) != NULL)
             return 0;
         /* A SID URI is a strong AD mapping: only an authorization may add it. */
         if ((size_t)ASN1_STRING_length(s) >= plen &&
@@ -298,7 +304,7 @@ scep_issue_cert(X509_REQ *req, const struct scep_issue_opts *o, X509 **out,
 
     *out = NULL;
     serial_hex[0] = '\0';
-    if (pub == NULL || o->validity_days < 1 || o->validity_days > 36500)
+    if (pub == NULL || o->validity_days < 1 || o->validity_days > 3650)
         return SCEP_E_INVALID_ARG;
     if (RAND_bytes(sb, sizeof(sb)) != 1)
         goto out;

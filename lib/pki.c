@@ -170,8 +170,8 @@ new_cert(EVP_PKEY *pub, X509_NAME *subject, X509_NAME *issuer, int days, const X
 static enum scep_err
 make_ca(EVP_PKEY *key, X509_NAME *subject, X509 *issuer, EVP_PKEY *issuer_key, int days, X509 **out)
 {
-    X509 *x = new_cert(key, subject, issuer != NULL ? X509_get_subject_name(issuer) : subject,
-                       days, NULL);
+    X509 *x = new_cert(key, subject, issuer != NULL ? X509_get_subject_name(issuer) : subject, days,
+                       NULL);
     X509V3_CTX ctx;
 
     *out = NULL;

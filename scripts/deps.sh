@@ -4,7 +4,8 @@
 set -eu
 PKGS="build-essential cmake pkg-config libssl-dev libmicrohttpd-dev libsqlite3-dev
 libjansson-dev libcurl4-openssl-dev libcmocka-dev sqlite3 openssl python3 curl
-scep strongswan-pki libstrongswan-extra-plugins certmonger dbus clang-format"
+scep strongswan-pki libstrongswan-extra-plugins certmonger dbus clang-format
+clang-14 libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -15,7 +15,10 @@
 
 #define SCEP_MAX_CHALLENGE 1024
 
-/* Parse DER; every byte must be consumed.  *out owned by the caller. */
+/*
+ * Parse DER; every byte must be consumed and the encoding must be DER (the
+ * request re-encodes to the same bytes).  *out owned by the caller.
+ */
 enum scep_err scep_csr_parse(const unsigned char *der, size_t len, X509_REQ **out) SCEP_WUR;
 
 /* The self-signature verifies (X509_REQ_verify(...) == 1, never "!= 0"). */

@@ -51,6 +51,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     m.signer = keys->client_cert;
     m.msgtype = 19;
 
+    if (scep_pkimsg_envinfo(&m, &info) == SCEP_OK &&
+        memchr(info.cipher, 0, sizeof(info.cipher)) == NULL)
+        abort();
     dk[0].cert = keys->ra_cert;
     dk[0].pkey = keys->ra_key;
     dk[1].cert = keys->ca_cert;

@@ -11,6 +11,7 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/crypto.h>
 
@@ -51,6 +52,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         m->nonce_len > SCEP_MAX_NONCE || m->signer == NULL || m->content == NULL)
         abort(); /* parse promised these */
     (void)scep_msgtype_name(m->msgtype);
+    /* What a CertPoll reply mirrors, read without decrypting. */
+    if (scep_pkimsg_envinfo(m, &info) == SCEP_OK &&
+        memchr(info.cipher, 0, sizeof(info.cipher)) == NULL)
+        abort();
 
     dk[0].cert = keys->ra_cert;
     dk[0].pkey = keys->ra_key;

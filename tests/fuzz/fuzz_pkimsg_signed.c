@@ -56,6 +56,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         m->content_len == 0 || m->msgtype < -1 || m->msgtype > 999)
         abort(); /* parse promised these */
     (void)scep_msgtype_name(m->msgtype);
+    /* What a CertPoll reply mirrors, read without decrypting. */
+    if (scep_pkimsg_envinfo(m, &info) == SCEP_OK &&
+        memchr(info.cipher, 0, sizeof(info.cipher)) == NULL)
+        abort();
 
     dk[0].cert = keys->ra_cert;
     dk[0].pkey = keys->ra_key;

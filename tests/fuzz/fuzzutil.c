@@ -124,7 +124,10 @@ fuzz_csr_checks(const unsigned char *der, size_t len, X509 *signer)
     EVP_PKEY *pk;
     unsigned char hash[32];
     char chal[SCEP_MAX_CHALLENGE];
-    size_t chlen = 0;
+    size_t chlen = 0, strippedlen = 0;
+    unsigned char *stripped = NULL;
+    char *tmpl;
+    long long secs = 0;
     enum scep_err rc;
 
     if (scep_csr_parse(der, len, &req) != SCEP_OK) {
@@ -147,11 +150,35 @@ fuzz_csr_checks(const unsigned char *der, size_t len, X509 *signer)
     if (scep_csr_challenge(req, chal, 1, &chlen) == SCEP_OK && chlen != 0)
         abort();
     (void)scep_issue_check_names(req);
+    if (scep_csr_requested_validity(req, &secs) == SCEP_OK &&
+        (secs < 1 || secs > 100000LL * 365 * 86400))
+        abort(); /* csr.h: a count of 1..100000 units of at most a year */
+    /* Exactly sized heap buffers: ASan sees any write past them. */
+    if ((tmpl = malloc(64)) != NULL) {
+        if (scep_csr_template(req, tmpl, 64) == SCEP_OK && memchr(tmpl, 0, 64) == NULL)
+            abort();
+        free(tmpl);
+    }
+    if ((tmpl = malloc(1)) != NULL) {
+        (void)scep_csr_template(req, tmpl, 1);
+        free(tmpl);
+    }
+    if (scep_csr_without_challenge(req, &stripped, &strippedlen) == SCEP_OK) {
+        X509_REQ *again = NULL;
+        /* The stored copy parses and has no challengePassword left. */
+        if (scep_csr_parse(stripped, strippedlen, &again) != SCEP_OK ||
+            X509_REQ_get_attr_by_NID(again, NID_pkcs9_challengePassword, -1) >= 0)
+            abort();
+        X509_REQ_free(again);
+        OPENSSL_free(stripped);
+    }
     exts = scep_csr_extensions(req);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     pk = X509_REQ_get0_pubkey(req);
     if (pk != NULL)
         (void)scep_key_hash(pk, hash);
+    if (X509_REQ_get_X509_PUBKEY(req) != NULL)
+        (void)scep_spki_hash(X509_REQ_get_X509_PUBKEY(req), hash);
     X509_REQ_free(req);
     return 1;
 }

@@ -35,7 +35,9 @@ const struct fuzz_keys *fuzz_init(void);
  * in the service's order but without stopping at the first refusal:
  * scep_csr_parse, scep_csr_verify_self, scep_csr_check_pop (when signer is
  * given), scep_csr_check_key, scep_csr_challenge, scep_issue_check_names,
- * plus scep_csr_extensions and scep_key_hash.  abort()s when
+ * plus scep_csr_requested_validity, scep_csr_template,
+ * scep_csr_without_challenge, scep_csr_extensions, scep_key_hash and
+ * scep_spki_hash.  abort()s when
  * scep_csr_check_key accepts a key outside the policy csr.h states.
  * Returns 1 when it parsed.
  */

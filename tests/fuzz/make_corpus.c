@@ -12,7 +12,8 @@
  *                          the same requests and replies in the "signed"
  *                          input format of fuzzutil.h (attributes + eContent)
  *
- * Usage: make_corpus OUTDIR (the corpus root).  Run by hand when the message
+ * Usage: make_corpus OUTDIR [ms] (the corpus root; "ms": only the
+ * Windows-style CSRs of make_ms_csrs).  Run by hand when the message
  * formats change; the output is committed, so the run need not be
  * reproducible (encryption is randomized).  Real client messages are captured
  * separately (capture_seeds.sh).  Keys come from $SCEPD_FUZZ_KEYS.
@@ -392,6 +393,92 @@ make_csrs(unsigned char **main_der, size_t *main_len, unsigned char **ec_der, si
     }
 }
 
+/* DER of SEQUENCE { BMPString name, BMPString value } (ASCII in, short only). */
+static size_t
+nvp_der(const char *name, const char *value, unsigned char *out)
+{
+    size_t o = 2, i, nl = strlen(name), vl = strlen(value);
+
+    out[o++] = 0x1e;
+    out[o++] = (unsigned char)(2 * nl);
+    for (i = 0; i < nl; i++) {
+        out[o++] = 0;
+        out[o++] = (unsigned char)name[i];
+    }
+    out[o++] = 0x1e;
+    out[o++] = (unsigned char)(2 * vl);
+    for (i = 0; i < vl; i++) {
+        out[o++] = 0;
+        out[o++] = (unsigned char)value[i];
+    }
+    out[0] = 0x30;
+    out[1] = (unsigned char)(o - 2);
+    return o;
+}
+
+/*
+ * Windows-style requests: enrollment name-value pairs (ValidityPeriod,
+ * ValidityPeriodUnits) as one attribute with several values, and the
+ * certificate template extensions (a name, or an OID with versions).
+ */
+static void
+make_ms_csrs(void)
+{
+    static const char *pairs[][4] = {
+        {"ValidityPeriod", "Days", "ValidityPeriodUnits", "30"},
+        {"ValidityPeriod", "Years", "ValidityPeriodUnits", "100000"},
+        {"ValidityPeriod", "Fortnights", "ValidityPeriodUnits", "2"},
+        {"ValidityPeriodUnits", "7", "CertificateTemplate", "User"},
+        {"ValidityPeriod", "Seconds", "ValidityPeriodUnits", "-1"},
+    };
+    /* CertificateTemplate: SEQUENCE { OID 1.3.6.1.4.1.311.21.8.1.2.3, INTEGER 100, INTEGER 5 } */
+    static const unsigned char tmpl_oid[] = {0x30, 0x14, 0x06, 0x0c, 0x2b, 0x06, 0x01, 0x04,
+                                             0x01, 0x82, 0x37, 0x15, 0x08, 0x01, 0x02, 0x03,
+                                             0x02, 0x01, 0x64, 0x02, 0x01, 0x05};
+    static const unsigned char tmpl_name[] = {0x1e, 0x08, 0, 'U', 0, 's', 0, 'e', 0, 'r'};
+    const struct scep_nids *n = scep_nids();
+    unsigned char a[256], b[256];
+    size_t i, la, lb;
+    char name[64];
+
+    mkdir_p("fuzz_csr");
+    for (i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        X509_REQ *r = csr_custom(keys->client_key, "CN=windows", NULL, MBSTRING_ASC, "x", -1, 0);
+        X509_ATTRIBUTE *at;
+        la = nvp_der(pairs[i][0], pairs[i][1], a);
+        lb = nvp_der(pairs[i][2], pairs[i][3], b);
+        at = X509_ATTRIBUTE_create_by_NID(NULL, n->ms_name_value, V_ASN1_SEQUENCE, a, (int)la);
+        if (at == NULL || !X509_ATTRIBUTE_set1_data(at, V_ASN1_SEQUENCE, b, (int)lb) ||
+            !X509_REQ_add1_attr(r, at) || X509_REQ_sign(r, keys->client_key, EVP_sha256()) <= 0)
+            die("name-value pairs");
+        X509_ATTRIBUTE_free(at);
+        snprintf(name, sizeof(name), "ms-validity-%s-%s.der", pairs[i][1], pairs[i][3]);
+        write_req(name, r, NULL, NULL);
+        X509_REQ_free(r);
+    }
+    for (i = 0; i < 2; i++) {
+        X509_REQ *r = csr_custom(keys->client_key, "CN=template", NULL, MBSTRING_ASC, "x", -1, 0);
+        STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+        ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+        X509_EXTENSION *e;
+        const unsigned char *d = i == 0 ? tmpl_name : tmpl_oid;
+        int len = i == 0 ? (int)sizeof(tmpl_name) : (int)sizeof(tmpl_oid);
+        if (exts == NULL || os == NULL || !ASN1_OCTET_STRING_set(os, d, len) ||
+            (e = X509_EXTENSION_create_by_NID(NULL, i == 0 ? n->ms_cert_type : n->ms_template, 0,
+                                              os)) == NULL ||
+            !sk_X509_EXTENSION_push(exts, e))
+            die("template");
+        /* csr_custom added no extensions: these are the only ones. */
+        if (!X509_REQ_add_extensions(r, exts) ||
+            X509_REQ_sign(r, keys->client_key, EVP_sha256()) <= 0)
+            die("template sign");
+        write_req(i == 0 ? "ms-template-name.der" : "ms-template-oid.der", r, NULL, NULL);
+        sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+        ASN1_OCTET_STRING_free(os);
+        X509_REQ_free(r);
+    }
+}
+
 /* An EnvelopedData with OAEP-SHA256 (the builder only makes OAEP-SHA1). */
 static unsigned char *
 oaep256_envelope(const unsigned char *inner, size_t innerlen, X509 *to, size_t *len)
@@ -735,14 +822,17 @@ main(int argc, char **argv)
     size_t csrlen = 0, eccsrlen = 0;
     EVP_PKEY *ec = NULL;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: make_corpus OUTDIR\n");
+    if (argc != 2 && !(argc == 3 && strcmp(argv[2], "ms") == 0)) {
+        fprintf(stderr, "usage: make_corpus OUTDIR [ms]\n");
         return 2;
     }
     outdir = argv[1];
     keys = fuzz_init();
     if (mkdir(outdir, 0755) != 0 && errno != EEXIST)
         die(outdir);
+    make_ms_csrs();
+    if (argc == 3)
+        return 0; /* "ms": only the Windows-style CSRs (no churn in the rest) */
     if (scep_pki_genkey("ec:p256", &ec) != SCEP_OK)
         die("ec key");
     make_csrs(&csr, &csrlen, &eccsr, &eccsrlen, ec);

@@ -232,12 +232,31 @@ test_csr_check_key_ec_explicit_params(void **state)
     free(der);
 }
 
+/* A CSR OpenSSL accepts but re-encodes differently (found by fuzz_csr) is refused: DER only. */
+static void
+test_csr_parse_refuses_non_der(void **state)
+{
+    const char *d = getenv("SCEPD_TEST_DATA");
+    char path[512];
+    unsigned char *der;
+    size_t len;
+    X509_REQ *r = NULL;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/csr-nonder-sigalg-params.der", d ? d : "tests/data");
+    der = test_read_file(path, &len);
+    assert_int_equal(scep_csr_parse(der, len, &r), SCEP_E_CSR_PARSE);
+    assert_null(r);
+    free(der);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csr_check_key_policy),
         cmocka_unit_test(test_csr_check_key_ec_explicit_params),
+        cmocka_unit_test(test_csr_parse_refuses_non_der),
         cmocka_unit_test(test_csr_challenge_encodings),
         cmocka_unit_test(test_csr_verify_and_pop),
         cmocka_unit_test(test_csr_parse_rejects_trailing),
