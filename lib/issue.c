@@ -304,7 +304,7 @@ scep_issue_cert(X509_REQ *req, const struct scep_issue_opts *o, X509 **out,
 
     *out = NULL;
     serial_hex[0] = '\0';
-    if (pub == NULL || o->validity_days < 1 || o->validity_days > 3650)
+    if (pub == NULL || o->validity_days < 1 || o->validity_days > 36500)
         return SCEP_E_INVALID_ARG;
     if (RAND_bytes(sb, sizeof(sb)) != 1)
         goto out;

@@ -22,7 +22,7 @@
 struct scep_issue_opts {
     X509 *ca_cert;              /* borrowed */
     EVP_PKEY *ca_key;           /* borrowed */
-    int validity_days;          /* 1..3650; clamped to the CA's notAfter */
+    int validity_days;          /* 1..36500; clamped to the CA's notAfter */
     const char *cdp_url;        /* CRL distribution point URI, or NULL */
     const char *eku;            /* extendedKeyUsage list; NULL: clientAuth */
     long long validity_seconds; /* when > 0 and shorter than validity_days: this instead */
