@@ -164,6 +164,24 @@ out:
     return rc;
 }
 
+/* POST the JSON object req (consumed) to path; as api_call. */
+static int
+api_post(const char *dir, const char *path, json_t *req, json_t **out)
+{
+    char *text = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
+    int rc;
+
+    json_decref(req);
+    *out = NULL;
+    if (text == NULL) {
+        fprintf(stderr, "scepctl: out of memory\n");
+        return 1;
+    }
+    rc = api_call(dir, path, text, out);
+    free(text);
+    return rc;
+}
+
 static void
 fmt_time(json_int_t t, char *buf, size_t len)
 {
@@ -232,7 +250,6 @@ certs_revoke(const char *dir, const char *serial, const char *reason)
 {
     char path[160];
     json_t *body = NULL, *req;
-    char *text;
     int rc;
 
     if (strlen(serial) > 64 || strspn(serial, "0123456789abcdefABCDEF:") != strlen(serial)) {
@@ -250,12 +267,7 @@ certs_revoke(const char *dir, const char *serial, const char *reason)
         snprintf(path, sizeof(path), "/v1/certs/%s/revoke", clean);
     }
     req = reason != NULL ? json_pack("{s:s}", "reason", reason) : json_object();
-    text = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    if (text == NULL)
-        return 1;
-    rc = api_call(dir, path, text, &body);
-    free(text);
+    rc = api_post(dir, path, req, &body);
     if (rc != 0)
         return 1;
     printf("certificate %s revoked (%s); the CRL was remade\n",
@@ -300,7 +312,6 @@ static int
 ca_command(const char *dir, const char *verb, const char *endpoint, int self_signed, int as_json)
 {
     json_t *body = NULL, *req;
-    char *text = NULL;
     int rc;
 
     if (strcmp(verb, "list") == 0) {
@@ -314,12 +325,7 @@ ca_command(const char *dir, const char *verb, const char *endpoint, int self_sig
             json_object_set_new(req, "endpoint", json_string(endpoint));
         if (self_signed)
             json_object_set_new(req, "self_signed", json_true());
-        text = json_dumps(req, JSON_COMPACT);
-        json_decref(req);
-        if (text == NULL)
-            return 1;
-        rc = api_call(dir, path, text, &body);
-        free(text);
+        rc = api_post(dir, path, req, &body);
         if (rc != 0)
             return 1;
         if (!as_json)
@@ -339,7 +345,6 @@ profiles_command(const char *dir, const char *verb, const char *name, const char
                  const char *days, const char *eku, int as_json)
 {
     json_t *body = NULL, *arr, *o, *req;
-    char *text;
     long long n = 365;
     size_t i;
     int rc;
@@ -353,12 +358,7 @@ profiles_command(const char *dir, const char *verb, const char *name, const char
         }
         req = json_pack("{s:s, s:s, s:I, s:s}", "name", name, "template", tmpl, "validity_days",
                         (json_int_t)n, "eku", eku != NULL ? eku : "clientAuth");
-        text = json_dumps(req, JSON_COMPACT);
-        json_decref(req);
-        if (text == NULL)
-            return 1;
-        rc = api_call(dir, "/v1/profiles", text, &body);
-        free(text);
+        rc = api_post(dir, "/v1/profiles", req, &body);
     }
     if (rc != 0)
         return 1;
@@ -433,7 +433,6 @@ requests_decide(const char *dir, const char *id, int approve, const char *reason
 {
     char path[128];
     json_t *body = NULL, *req = NULL;
-    char *text = NULL;
     long long n;
     int rc;
 
@@ -443,12 +442,7 @@ requests_decide(const char *dir, const char *id, int approve, const char *reason
     }
     snprintf(path, sizeof(path), "/v1/requests/%lld/%s", n, approve ? "approve" : "reject");
     req = approve ? json_object() : json_pack("{s:s}", "reason", reason ? reason : "");
-    text = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    if (text == NULL)
-        return 1;
-    rc = api_call(dir, path, text, &body);
-    free(text);
+    rc = api_post(dir, path, req, &body);
     if (rc != 0)
         return 1;
     if (approve)

@@ -216,6 +216,31 @@ warn_key_mode(const char *path)
                  path, (unsigned)(st.st_mode & 0777), path);
 }
 
+/*
+ * The private key of cert from DIR/ref: readable and matching, else the
+ * message an operator needs (refuse to start rather than fail per request).
+ */
+static enum scep_err
+load_key(struct load_ctx *c, X509 *cert, const char *ref, const char *what, EVP_PKEY **key)
+{
+    char p[PATH_MAX];
+
+    *key = NULL;
+    if (scep_path(p, sizeof(p), c->svc->datadir, ref) != SCEP_OK ||
+        scep_pki_read_key(p, key) != SCEP_OK || X509_check_private_key(cert, *key) != 1) {
+        snprintf(c->errbuf, c->errlen,
+                 "%s key %s cannot be read or does not match the %s certificate; restore it from "
+                 "your backup (mode 0600)",
+                 what, p, what);
+        EVP_PKEY_free(*key);
+        *key = NULL;
+        ERR_clear_error();
+        return SCEP_E_KEY_FILE;
+    }
+    warn_key_mode(p);
+    return SCEP_OK;
+}
+
 /* Every CA with its key (a CA without a readable key cannot be used: refuse to start). */
 static int
 load_ca(void *arg, const struct scep_ca_row *row)
@@ -223,7 +248,6 @@ load_ca(void *arg, const struct scep_ca_row *row)
     struct load_ctx *c = arg;
     struct ep_table *t = c->t;
     struct ca_entry *ca;
-    char p[PATH_MAX];
 
     if (t->ncas >= MAX_ENDPOINTS) {
         snprintf(c->errbuf, c->errlen, "more than %d CAs", MAX_ENDPOINTS);
@@ -240,20 +264,10 @@ load_ca(void *arg, const struct scep_ca_row *row)
         c->rc = SCEP_E_STORE;
         return 1;
     }
-    if (scep_path(p, sizeof(p), c->svc->datadir, row->key_ref) != SCEP_OK ||
-        scep_pki_read_key(p, &ca->key) != SCEP_OK ||
-        X509_check_private_key(ca->cert, ca->key) != 1) {
-        snprintf(c->errbuf, c->errlen,
-                 "CA key %s cannot be read or does not match the CA certificate; restore it from "
-                 "your backup (mode 0600)",
-                 p);
+    if ((c->rc = load_key(c, ca->cert, row->key_ref, "CA", &ca->key)) != SCEP_OK) {
         X509_free(ca->cert);
-        EVP_PKEY_free(ca->key);
-        c->rc = SCEP_E_KEY_FILE;
-        ERR_clear_error();
         return 1;
     }
-    warn_key_mode(p);
     t->ncas++;
     ERR_clear_error();
     return 0;
@@ -309,7 +323,6 @@ load_endpoint(void *arg, const struct scep_endpoint_row *row)
     struct ep_table *t = c->t;
     struct scep_endpoint *e;
     const struct ca_entry *ca, *next;
-    char p[PATH_MAX];
 
     if (t->neps >= MAX_ENDPOINTS) {
         snprintf(c->errbuf, c->errlen, "more than %d endpoints", MAX_ENDPOINTS);
@@ -352,17 +365,8 @@ load_endpoint(void *arg, const struct scep_endpoint_row *row)
         c->rc = SCEP_E_STORE;
         goto fail;
     }
-    if (scep_path(p, sizeof(p), svc->datadir, row->ra_key_ref) != SCEP_OK ||
-        scep_pki_read_key(p, &e->ra_key) != SCEP_OK ||
-        X509_check_private_key(e->ra_cert, e->ra_key) != 1) {
-        snprintf(c->errbuf, c->errlen,
-                 "RA key %s cannot be read or does not match the RA certificate; restore it from "
-                 "your backup (mode 0600)",
-                 p);
-        c->rc = SCEP_E_KEY_FILE;
+    if ((c->rc = load_key(c, e->ra_cert, row->ra_key_ref, "RA", &e->ra_key)) != SCEP_OK)
         goto fail;
-    }
-    warn_key_mode(p);
     if (e->getcacert_single) {
         e->reply_cert = e->ca_cert;
         e->reply_key = e->ca_key;
@@ -774,6 +778,24 @@ profile_for(const struct scep_service *svc, X509_REQ *req)
     return NULL;
 }
 
+/*
+ * The keys a request may be encrypted to: the RA, and an RSA CA (some
+ * clients envelope to the CA too, digest §2.2 item 4).  Returns the count.
+ */
+static size_t
+decrypt_keys(const struct scep_endpoint *ep, struct scep_decrypt_key keys[2])
+{
+    size_t n = 0;
+
+    keys[n].cert = ep->ra_cert;
+    keys[n++].pkey = ep->ra_key;
+    if (EVP_PKEY_get_base_id(ep->ca_key) == EVP_PKEY_RSA) {
+        keys[n].cert = ep->ca_cert;
+        keys[n++].pkey = ep->ca_key;
+    }
+    return n;
+}
+
 static enum scep_err
 issue_for(const struct scep_service *svc, const struct scep_endpoint *ep, X509_REQ *req,
           const unsigned char *txid, size_t txid_len, X509 **cert, unsigned char **der,
@@ -960,13 +982,7 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
         rc = rc == SCEP_E_NO_ENTRY || rc == SCEP_E_RENEWAL_SIGNER ? SCEP_E_RENEWAL_SIGNER : rc;
         goto fail;
     }
-    keys[nkeys].cert = ep->ra_cert;
-    keys[nkeys++].pkey = ep->ra_key;
-    /* Some clients envelope to the CA (digest §2.2 item 4); an RSA CA can decrypt. */
-    if (EVP_PKEY_get_base_id(ep->ca_key) == EVP_PKEY_RSA) {
-        keys[nkeys].cert = ep->ca_cert;
-        keys[nkeys++].pkey = ep->ca_key;
-    }
+    nkeys = decrypt_keys(ep, keys);
     if ((rc = scep_pkimsg_decrypt(m, keys, nkeys, ep->allow_des, &inner, &innerlen, &env)) !=
         SCEP_OK)
         goto fail;
@@ -1343,12 +1359,7 @@ getcert_getcrl(const struct scep_service *svc, const struct scep_endpoint *ep,
     enum scep_err rc;
 
     memset(&info, 0, sizeof(info));
-    keys[nkeys].cert = ep->ra_cert;
-    keys[nkeys++].pkey = ep->ra_key;
-    if (EVP_PKEY_get_base_id(ep->ca_key) == EVP_PKEY_RSA) {
-        keys[nkeys].cert = ep->ca_cert;
-        keys[nkeys++].pkey = ep->ca_key;
-    }
+    nkeys = decrypt_keys(ep, keys);
     if ((rc = scep_pkimsg_decrypt(m, keys, nkeys, ep->allow_des, &inner, &innerlen, &env)) !=
         SCEP_OK)
         goto fail;

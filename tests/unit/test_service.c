@@ -761,6 +761,24 @@ test_service_pending_reject(void **state)
     fixture_free(f);
 }
 
+/* Finish t (its messageData already in t->csr): signed by signer/key, messageType type. */
+static void
+signed_req(struct test_req *t, struct fixture *f, X509 *signer, EVP_PKEY *key, int type,
+           const char *txid)
+{
+    X509_up_ref(signer);
+    t->signer = signer;
+    snprintf(t->txid, sizeof(t->txid), "%s", txid);
+    t->req.msgtype = type;
+    t->req.txid = t->txid;
+    t->req.signer_cert = signer;
+    t->req.signer_key = key;
+    t->req.inner = t->csr;
+    t->req.inner_len = t->csr_len;
+    t->req.recipient = f->ra;
+    test_req_build(t);
+}
+
 /*
  * A renewal request: CSR for new_key (dn), signed with the old certificate
  * and its key, messageType msgtype (17 RenewalReq or 19 PKCSReq).
@@ -781,17 +799,7 @@ renewal_req(struct test_req *t, struct fixture *f, X509 *old, EVP_PKEY *old_key,
     t->csr_len = (size_t)n;
     OPENSSL_free(der);
     X509_REQ_free(csr);
-    X509_up_ref(old);
-    t->signer = old;
-    snprintf(t->txid, sizeof(t->txid), "%s", txid);
-    t->req.msgtype = msgtype;
-    t->req.txid = t->txid;
-    t->req.signer_cert = old;
-    t->req.signer_key = old_key;
-    t->req.inner = t->csr;
-    t->req.inner_len = t->csr_len;
-    t->req.recipient = f->ra;
-    test_req_build(t);
+    signed_req(t, f, old, old_key, msgtype, txid);
 }
 
 /* The reply to a renewal is encrypted to the old certificate: decrypt with the old key. */
@@ -973,17 +981,7 @@ ias_req(struct test_req *t, struct fixture *f, X509 *owner, EVP_PKEY *key, X509 
     t->csr_len = (size_t)n;
     OPENSSL_free(der);
     PKCS7_ISSUER_AND_SERIAL_free(ias);
-    X509_up_ref(owner);
-    t->signer = owner;
-    snprintf(t->txid, sizeof(t->txid), "%s", txid);
-    t->req.msgtype = type;
-    t->req.txid = t->txid;
-    t->req.signer_cert = owner;
-    t->req.signer_key = key;
-    t->req.inner = t->csr;
-    t->req.inner_len = t->csr_len;
-    t->req.recipient = f->ra;
-    test_req_build(t);
+    signed_req(t, f, owner, key, type, txid);
 }
 
 /* GetCert to the owner; GetCRL lists a revoked serial and verifies with the CA key. */
