@@ -93,6 +93,28 @@ enum scep_errcat {
     X(SCEP_E_REJECTED, "rejected", SCEP_CAT_BADREQUEST, "the request was rejected by an operator") \
     X(SCEP_E_UNKNOWN_TXID, "unknown_txid", SCEP_CAT_BADCERTID,                                     \
       "no request with this transactionID for this key")                                           \
+    X(SCEP_E_CHALLENGE_USED, "challenge_used", SCEP_CAT_BADREQUEST,                                \
+      "this one-time challenge or token was already used")                                         \
+    X(SCEP_E_CHALLENGE_EXPIRED, "challenge_expired", SCEP_CAT_BADREQUEST,                          \
+      "the challenge or token has expired")                                                        \
+    X(SCEP_E_CHALLENGE_IDENTITY, "challenge_identity", SCEP_CAT_BADREQUEST,                        \
+      "the request asks for a subject, name or usage its authorization does not allow")            \
+    X(SCEP_E_CHALLENGE_CAP, "challenge_cap", SCEP_CAT_LOCAL,                                       \
+      "too many outstanding one-time challenges for this endpoint")                                \
+    X(SCEP_E_TOKEN, "token", SCEP_CAT_BADREQUEST,                                                  \
+      "the signed token is malformed, for another endpoint, or its signature does not verify")     \
+    X(SCEP_E_ACCOUNT_DISABLED, "account_disabled", SCEP_CAT_BADREQUEST,                            \
+      "the account of this access code is disabled")                                               \
+    X(SCEP_E_DENIED, "denied", SCEP_CAT_BADREQUEST,                                                \
+      "the request was denied by the validation service")                                          \
+    X(SCEP_E_VALIDATOR, "validator", SCEP_CAT_HTTP503,                                             \
+      "the validation service failed or did not answer; retry later")                              \
+    X(SCEP_E_NOTIFY, "notify", SCEP_CAT_HTTP503,                                                   \
+      "the issuance notification was not accepted; no certificate was issued")                     \
+    X(SCEP_E_DUPLICATE_SUBJECT, "duplicate_subject", SCEP_CAT_BADREQUEST,                          \
+      "a valid certificate with this subject exists and the profile refuses duplicates")           \
+    X(SCEP_E_EKU_POLICY, "eku_policy", SCEP_CAT_BADREQUEST,                                        \
+      "the request asks for a key usage or extended key usage the profile does not allow")         \
     X(SCEP_E_NOT_PENDING, "not_pending", SCEP_CAT_LOCAL, "the request is not pending")             \
     X(SCEP_E_ENDPOINT_DISABLED, "endpoint_disabled", SCEP_CAT_HTTP404, "endpoint is disabled")     \
     X(SCEP_E_RATE_LIMITED, "rate_limited", SCEP_CAT_HTTP429,                                       \
