@@ -26,7 +26,7 @@
 #define POOL_MAX 64
 #define BUSY_TIMEOUT_MS 10000
 /* A new database is made at version 1 and migrated like an old one. */
-#define SCHEMA_VERSION_LATEST 4
+#define SCHEMA_VERSION_LATEST 5
 
 struct scep_commit;
 
@@ -43,6 +43,7 @@ struct scep_store {
     int writer_running, stopping;
     sqlite3 *wdb;
     sqlite3_stmt *ins_req, *ins_cert;
+    sqlite3_stmt *wst[8]; /* the writer's other statements, prepared once */
 };
 
 static const char schema[] =
@@ -97,6 +98,54 @@ static const char *const migrations[] = {
     /* 3 -> 4: issuance profiles selected by a Microsoft template name */
     "CREATE TABLE profile(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, template TEXT UNIQUE,"
     " validity_days INTEGER NOT NULL, eku TEXT NOT NULL, created_at INTEGER NOT NULL);",
+    /* 4 -> 5: endpoints with organization, profile and challenge modes; full profiles;
+       accounts, one-time challenges, token nonces, the outbox and the audit trail */
+    "ALTER TABLE endpoint ADD COLUMN organization TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE endpoint ADD COLUMN department TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE endpoint ADD COLUMN profile_id INTEGER REFERENCES profile(id);"
+    "ALTER TABLE endpoint ADD COLUMN mode_config TEXT NOT NULL DEFAULT '{}';"
+    "ALTER TABLE endpoint ADD COLUMN notify_url TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE endpoint ADD COLUMN max_outstanding INTEGER NOT NULL DEFAULT 10000;"
+    "ALTER TABLE profile ADD COLUMN key_types TEXT NOT NULL DEFAULT 'rsa:2048,ec:p256,ec:p384';"
+    "ALTER TABLE profile ADD COLUMN subject_allow TEXT NOT NULL"
+    "  DEFAULT 'CN,C,ST,L,O,OU,emailAddress,serialNumber,DC,UID';"
+    "ALTER TABLE profile ADD COLUMN subject_forbid TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE profile ADD COLUMN san_types TEXT NOT NULL DEFAULT 'dns,email,ip,uri';"
+    "ALTER TABLE profile ADD COLUMN san_patterns TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE profile ADD COLUMN key_usage TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE profile ADD COLUMN max_validity_days INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE profile ADD COLUMN cdp_url TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE profile ADD COLUMN aia_url TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE profile ADD COLUMN duplicate_subject TEXT NOT NULL DEFAULT 'allow'"
+    "  CHECK (duplicate_subject IN ('allow','refuse','revoke'));"
+    "ALTER TABLE certificate ADD COLUMN account_id INTEGER;"
+    "ALTER TABLE certificate ADD COLUMN device_id TEXT;"
+    "CREATE INDEX certificate_subject ON certificate(ca_id, subject);"
+    "CREATE TABLE account(id INTEGER PRIMARY KEY,"
+    " endpoint_id INTEGER NOT NULL REFERENCES endpoint(id), name TEXT NOT NULL,"
+    " organization TEXT NOT NULL DEFAULT '', department TEXT NOT NULL DEFAULT '',"
+    " profile_id INTEGER REFERENCES profile(id), validity_days INTEGER NOT NULL DEFAULT 0,"
+    " code_hash BLOB NOT NULL UNIQUE, enabled INTEGER NOT NULL DEFAULT 1,"
+    " created_at INTEGER NOT NULL, UNIQUE (endpoint_id, name));"
+    "CREATE TABLE challenge(id INTEGER PRIMARY KEY,"
+    " endpoint_id INTEGER NOT NULL REFERENCES endpoint(id), hash BLOB NOT NULL UNIQUE,"
+    " subject TEXT NOT NULL DEFAULT '', sans TEXT NOT NULL DEFAULT '',"
+    " device_id TEXT NOT NULL DEFAULT '', sid TEXT NOT NULL DEFAULT '',"
+    " created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, serial TEXT);"
+    "CREATE INDEX challenge_open ON challenge(endpoint_id, used_at, expires_at);"
+    "CREATE TABLE token_nonce(endpoint_id INTEGER NOT NULL, nonce TEXT NOT NULL,"
+    " expires_at INTEGER NOT NULL, serial TEXT, PRIMARY KEY (endpoint_id, nonce));"
+    "CREATE TABLE outbox(id INTEGER PRIMARY KEY, created_at INTEGER NOT NULL,"
+    " endpoint_id INTEGER, kind TEXT NOT NULL CHECK (kind IN ('success','failure')),"
+    " payload TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending'"
+    "  CHECK (status IN ('pending','delivered','dead','local')),"
+    " attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,"
+    " delivered_at INTEGER, last_error TEXT);"
+    "CREATE INDEX outbox_due ON outbox(status, next_attempt_at);"
+    "CREATE TABLE audit(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL,"
+    " action TEXT NOT NULL, object TEXT NOT NULL DEFAULT '', endpoint TEXT NOT NULL DEFAULT '',"
+    " outcome TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX audit_at ON audit(at);",
 };
 
 static enum scep_err
@@ -193,6 +242,8 @@ release(struct scep_store *s, sqlite3 *db)
 }
 
 static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st);
+static enum scep_err begin_write(struct scep_store *s, sqlite3 **db);
+static enum scep_err end_write(struct scep_store *s, sqlite3 *db, enum scep_err rc);
 
 /* Bring the schema to SCHEMA_VERSION_LATEST, one version per transaction. */
 static enum scep_err
@@ -305,6 +356,8 @@ scep_store_close(struct scep_store *s)
     }
     sqlite3_finalize(s->ins_req);
     sqlite3_finalize(s->ins_cert);
+    for (i = 0; i < (int)(sizeof(s->wst) / sizeof(s->wst[0])); i++)
+        sqlite3_finalize(s->wst[i]);
     sqlite3_close(s->wdb);
     for (i = 0; i < s->nfree; i++)
         sqlite3_close(s->free_conns[i]);
@@ -496,7 +549,8 @@ scep_store_add_endpoint(struct scep_store *s, const struct scep_endpoint_row *r,
              "INSERT INTO endpoint(name, ca_id, ra_cert_der, ra_key_ref, challenge_mode,"
              " challenge_hash, getcacert_format, allow_des, advertise_post, validity_days, enabled,"
              " created_at, approval, renewal_window_days, renewal_grace_days, revoke_on_renewal,"
-             " getcert_format) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+             " getcert_format, organization, department, profile_id, mode_config, notify_url,"
+             " max_outstanding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
              &st);
     if (x != SQLITE_OK) {
         rc = map_rc(x);
@@ -522,6 +576,15 @@ scep_store_add_endpoint(struct scep_store *s, const struct scep_endpoint_row *r,
     sqlite3_bind_int(st, 15, r->renewal_grace_days);
     sqlite3_bind_int(st, 16, r->revoke_on_renewal);
     sqlite3_bind_text(st, 17, r->getcert_chain ? "chain" : "single", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 18, r->organization, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 19, r->department, -1, SQLITE_STATIC);
+    if (r->profile_id > 0)
+        sqlite3_bind_int64(st, 20, r->profile_id);
+    else
+        sqlite3_bind_null(st, 20);
+    sqlite3_bind_text(st, 21, r->mode_config[0] ? r->mode_config : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 22, r->notify_url, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 23, r->max_outstanding > 0 ? r->max_outstanding : 10000);
     if ((rc = map_rc(sqlite3_step(st))) == SCEP_OK)
         *id = sqlite3_last_insert_rowid(db);
 out:
@@ -544,7 +607,8 @@ scep_store_each_endpoint(struct scep_store *s, scep_endpoint_cb cb, void *arg)
              "SELECT id, name, ca_id, ra_cert_der, ra_key_ref, challenge_mode, challenge_hash,"
              " getcacert_format, allow_des, advertise_post, validity_days, enabled, approval,"
              " renewal_window_days, renewal_grace_days, revoke_on_renewal, getcert_format,"
-             " next_ra_cert_der, next_ra_key_ref FROM endpoint ORDER BY id",
+             " next_ra_cert_der, next_ra_key_ref, organization, department, profile_id,"
+             " mode_config, notify_url, max_outstanding FROM endpoint ORDER BY id",
              &st);
     if (r != SQLITE_OK) {
         rc = map_rc(r);
@@ -583,6 +647,12 @@ scep_store_each_endpoint(struct scep_store *s, scep_endpoint_cb cb, void *arg)
             e.next_ra_cert_der = dup_blob(st, 17, &e.next_ra_cert_len);
             col_text(st, 18, e.next_ra_key_ref, sizeof(e.next_ra_key_ref));
         }
+        col_text(st, 19, e.organization, sizeof(e.organization));
+        col_text(st, 20, e.department, sizeof(e.department));
+        e.profile_id = sqlite3_column_int64(st, 21);
+        col_text(st, 22, e.mode_config, sizeof(e.mode_config));
+        col_text(st, 23, e.notify_url, sizeof(e.notify_url));
+        e.max_outstanding = sqlite3_column_int(st, 24);
         if (e.ra_cert_der == NULL) {
             rc = SCEP_E_NOMEM;
             goto out;
@@ -599,6 +669,57 @@ out:
     sqlite3_finalize(st);
     release(s, db);
     return rc;
+}
+
+enum scep_err
+scep_store_update_endpoint(struct scep_store *s, const struct scep_endpoint_row *r)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int x;
+
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    x = prep(db,
+             "UPDATE endpoint SET challenge_mode = ?, challenge_hash = ?, getcacert_format = ?,"
+             " allow_des = ?, advertise_post = ?, validity_days = ?, enabled = ?, approval = ?,"
+             " renewal_window_days = ?, renewal_grace_days = ?, revoke_on_renewal = ?,"
+             " getcert_format = ?, profile_id = ?, mode_config = ?, notify_url = ?,"
+             " max_outstanding = ? WHERE id = ?",
+             &st);
+    if (x != SQLITE_OK) {
+        rc = map_rc(x);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, r->challenge_mode, -1, SQLITE_STATIC);
+    if (r->has_challenge_hash)
+        sqlite3_bind_blob(st, 2, r->challenge_hash, sizeof(r->challenge_hash), SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_text(st, 3, r->getcacert_format, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, r->allow_des);
+    sqlite3_bind_int(st, 5, r->advertise_post);
+    sqlite3_bind_int(st, 6, r->validity_days);
+    sqlite3_bind_int(st, 7, r->enabled);
+    sqlite3_bind_text(st, 8, r->approval_manual ? "manual" : "auto", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 9, r->renewal_window_days);
+    sqlite3_bind_int(st, 10, r->renewal_grace_days);
+    sqlite3_bind_int(st, 11, r->revoke_on_renewal);
+    sqlite3_bind_text(st, 12, r->getcert_chain ? "chain" : "single", -1, SQLITE_STATIC);
+    if (r->profile_id > 0)
+        sqlite3_bind_int64(st, 13, r->profile_id);
+    else
+        sqlite3_bind_null(st, 13);
+    sqlite3_bind_text(st, 14, r->mode_config[0] ? r->mode_config : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 15, r->notify_url, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 16, r->max_outstanding > 0 ? r->max_outstanding : 10000);
+    sqlite3_bind_int64(st, 17, r->id);
+    if ((rc = map_rc(sqlite3_step(st))) == SCEP_OK && sqlite3_changes(db) != 1)
+        rc = SCEP_E_NO_ENTRY;
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
 }
 
 static enum scep_req_status
@@ -740,6 +861,163 @@ bind_cert(sqlite3_stmt *st, const struct scep_cert_row *c, int64_t req_id, int64
     return sqlite3_bind_int64(st, 14, now);
 }
 
+enum {
+    W_CONSUME,
+    W_CHALLENGE_STATE,
+    W_NONCE,
+    W_REVOKE_SAME,
+    W_CERT_OWNER,
+    W_EVENT,
+    W_AUDIT,
+};
+
+static const char *const wsql[] = {
+    [W_CONSUME] = "UPDATE challenge SET used_at = ?1, serial = ?2"
+                  " WHERE id = ?3 AND used_at IS NULL AND expires_at > ?1",
+    [W_CHALLENGE_STATE] = "SELECT used_at IS NOT NULL FROM challenge WHERE id = ?",
+    [W_NONCE] = "INSERT INTO token_nonce(endpoint_id, nonce, expires_at, serial) VALUES (?,?,?,?)",
+    [W_REVOKE_SAME] = "UPDATE certificate SET status = 'revoked', revoked_at = ?1,"
+                      " revocation_reason = 4 WHERE ca_id = ?2 AND subject = ?3"
+                      " AND status = 'valid' AND serial <> ?4",
+    [W_CERT_OWNER] = "UPDATE certificate SET account_id = ?, device_id = ? WHERE serial = ?",
+    [W_EVENT] = "INSERT INTO outbox(created_at, endpoint_id, kind, payload, status,"
+                " next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?1)",
+    [W_AUDIT] = "INSERT INTO audit(at, actor, action, object, endpoint, outcome, reason)"
+                " VALUES (?,?,?,?,?,?,?)",
+};
+
+/* A writer statement, prepared on first use and reset for new bindings. */
+static sqlite3_stmt *
+wstmt(struct scep_store *s, int which)
+{
+    sqlite3_stmt *st = s->wst[which];
+
+    if (st == NULL) {
+        if (sqlite3_prepare_v3(s->wdb, wsql[which], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+            SQLITE_OK) {
+            log_sqlite(s->wdb, "prepare", sqlite3_errcode(s->wdb));
+            sqlite3_finalize(st);
+            return NULL;
+        }
+        s->wst[which] = st;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+static int
+wstep(sqlite3_stmt *st)
+{
+    int r = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    return r;
+}
+
+/* The outbox event and the audit row of a job (issuance or refusal). */
+static enum scep_err
+insert_records(struct scep_store *s, const struct scep_commit_extra *x, int64_t endpoint_id,
+               const char *endpoint_name, const char *object, int64_t now)
+{
+    sqlite3_stmt *st;
+
+    if (x->event_json != NULL) {
+        if ((st = wstmt(s, W_EVENT)) == NULL)
+            return SCEP_E_STORE;
+        sqlite3_bind_int64(st, 1, now);
+        if (endpoint_id > 0)
+            sqlite3_bind_int64(st, 2, endpoint_id);
+        sqlite3_bind_text(st, 3, x->event_kind ? x->event_kind : "success", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, x->event_json, -1, SQLITE_STATIC);
+        /* delivered only where a receiver is configured: the caller says which */
+        sqlite3_bind_text(st, 5, x->event_pending ? "pending" : "local", -1, SQLITE_STATIC);
+        if (wstep(st) != SQLITE_DONE) {
+            log_sqlite(s->wdb, "insert event", sqlite3_errcode(s->wdb));
+            return SCEP_E_STORE;
+        }
+    }
+    if (x->audit_actor != NULL) {
+        if ((st = wstmt(s, W_AUDIT)) == NULL)
+            return SCEP_E_STORE;
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_text(st, 2, x->audit_actor, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, x->audit_action ? x->audit_action : "issue", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, object ? object : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, endpoint_name ? endpoint_name : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, x->audit_outcome ? x->audit_outcome : "ok", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, x->audit_reason ? x->audit_reason : "", -1, SQLITE_STATIC);
+        if (wstep(st) != SQLITE_DONE) {
+            log_sqlite(s->wdb, "insert audit", sqlite3_errcode(s->wdb));
+            return SCEP_E_STORE;
+        }
+    }
+    return SCEP_OK;
+}
+
+/* What an issuance changes besides its two rows (see struct scep_commit_extra). */
+static enum scep_err
+insert_extra(struct scep_store *s, const struct scep_commit *j, int64_t now)
+{
+    const struct scep_commit_extra *x = j->extra;
+    sqlite3_stmt *st;
+    int r;
+
+    if (x->consume_challenge > 0) {
+        if ((st = wstmt(s, W_CONSUME)) == NULL)
+            return SCEP_E_STORE;
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_text(st, 2, j->cert->serial, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, x->consume_challenge);
+        if (wstep(st) != SQLITE_DONE)
+            return SCEP_E_STORE;
+        if (sqlite3_changes(s->wdb) != 1) {
+            /* used by a concurrent request first, or expired meanwhile */
+            int used = 0;
+            if ((st = wstmt(s, W_CHALLENGE_STATE)) == NULL)
+                return SCEP_E_STORE;
+            sqlite3_bind_int64(st, 1, x->consume_challenge);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                used = sqlite3_column_int(st, 0);
+            sqlite3_reset(st);
+            return used ? SCEP_E_CHALLENGE_USED : SCEP_E_CHALLENGE_EXPIRED;
+        }
+    }
+    if (x->nonce != NULL) {
+        if ((st = wstmt(s, W_NONCE)) == NULL)
+            return SCEP_E_STORE;
+        sqlite3_bind_int64(st, 1, j->req->endpoint_id);
+        sqlite3_bind_text(st, 2, x->nonce, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, x->nonce_expires);
+        sqlite3_bind_text(st, 4, j->cert->serial, -1, SQLITE_STATIC);
+        r = wstep(st);
+        if (r != SQLITE_DONE)
+            return map_rc(r) == SCEP_E_CONFLICT ? SCEP_E_CHALLENGE_USED : SCEP_E_STORE;
+    }
+    if (x->revoke_same_subject) {
+        if ((st = wstmt(s, W_REVOKE_SAME)) == NULL)
+            return SCEP_E_STORE;
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int64(st, 2, j->cert->ca_id);
+        sqlite3_bind_text(st, 3, j->cert->subject, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, j->cert->serial, -1, SQLITE_STATIC);
+        if (wstep(st) != SQLITE_DONE)
+            return SCEP_E_STORE;
+    }
+    if (x->account_id > 0 || (x->device_id != NULL && x->device_id[0] != '\0')) {
+        if ((st = wstmt(s, W_CERT_OWNER)) == NULL)
+            return SCEP_E_STORE;
+        if (x->account_id > 0)
+            sqlite3_bind_int64(st, 1, x->account_id);
+        if (x->device_id != NULL && x->device_id[0] != '\0')
+            sqlite3_bind_text(st, 2, x->device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, j->cert->serial, -1, SQLITE_STATIC);
+        if (wstep(st) != SQLITE_DONE)
+            return SCEP_E_STORE;
+    }
+    return insert_records(s, x, j->req->endpoint_id, x->endpoint_name, j->cert->serial, now);
+}
+
 /* Both rows of one job inside the open transaction; rolled back alone on failure. */
 static enum scep_err
 insert_job(struct scep_store *s, struct scep_commit *j, int64_t now)
@@ -751,6 +1029,13 @@ insert_job(struct scep_store *s, struct scep_commit *j, int64_t now)
     if ((r = sqlite3_exec(db, "SAVEPOINT job", NULL, NULL, NULL)) != SQLITE_OK) {
         log_sqlite(db, "savepoint", r);
         return SCEP_E_STORE;
+    }
+    if (j->req == NULL) {
+        /* a refusal: its event and audit row only */
+        if ((rc = insert_records(s, j->extra, j->endpoint_id, j->extra->endpoint_name,
+                                 j->extra->object, now)) != SCEP_OK)
+            goto undo;
+        goto release;
     }
     sqlite3_reset(s->ins_req);
     sqlite3_clear_bindings(s->ins_req);
@@ -794,8 +1079,11 @@ insert_job(struct scep_store *s, struct scep_commit *j, int64_t now)
             goto undo;
         }
     }
+    if (j->extra != NULL && (rc = insert_extra(s, j, now)) != SCEP_OK)
+        goto undo;
     sqlite3_reset(s->ins_req);
     sqlite3_reset(s->ins_cert);
+release:
     if ((r = sqlite3_exec(db, "RELEASE job", NULL, NULL, NULL)) != SQLITE_OK) {
         log_sqlite(db, "release", r);
         return SCEP_E_STORE;
@@ -858,8 +1146,14 @@ writer_main(void *arg)
         pthread_mutex_unlock(&s->wmu);
         run_batch(s, batch);
         pthread_mutex_lock(&s->wmu);
-        for (j = batch; j != NULL; j = j->next)
-            j->done = 1;
+        for (j = batch; j != NULL;) {
+            struct scep_commit *next = j->next;
+            if (j->detached)
+                free(j); /* nobody waits for a refusal's records */
+            else
+                j->done = 1;
+            j = next;
+        }
         pthread_cond_broadcast(&s->wdone);
     }
     pthread_mutex_unlock(&s->wmu);
@@ -896,19 +1190,11 @@ writer_start(struct scep_store *s)
     return SCEP_OK;
 }
 
-enum scep_err
-scep_store_commit_begin(struct scep_store *s, struct scep_commit *job,
-                        const struct scep_request_row *req, const unsigned char *csr_der,
-                        size_t csr_len, const struct scep_cert_row *cert, const char *supersede)
+static enum scep_err
+enqueue(struct scep_store *s, struct scep_commit *job)
 {
     enum scep_err rc;
 
-    memset(job, 0, sizeof(*job));
-    job->supersede = supersede;
-    job->req = req;
-    job->csr = csr_der;
-    job->csr_len = csr_len;
-    job->cert = cert;
     pthread_mutex_lock(&s->wmu);
     if ((rc = writer_start(s)) != SCEP_OK) {
         pthread_mutex_unlock(&s->wmu);
@@ -922,6 +1208,22 @@ scep_store_commit_begin(struct scep_store *s, struct scep_commit *job,
     pthread_cond_signal(&s->wcond);
     pthread_mutex_unlock(&s->wmu);
     return SCEP_OK;
+}
+
+enum scep_err
+scep_store_commit_begin(struct scep_store *s, struct scep_commit *job,
+                        const struct scep_request_row *req, const unsigned char *csr_der,
+                        size_t csr_len, const struct scep_cert_row *cert, const char *supersede,
+                        const struct scep_commit_extra *extra)
+{
+    memset(job, 0, sizeof(*job));
+    job->extra = extra;
+    job->supersede = supersede;
+    job->req = req;
+    job->csr = csr_der;
+    job->csr_len = csr_len;
+    job->cert = cert;
+    return enqueue(s, job);
 }
 
 enum scep_err
@@ -942,7 +1244,7 @@ scep_store_commit_issuance(struct scep_store *s, const struct scep_request_row *
     struct scep_commit job;
     enum scep_err rc;
 
-    if ((rc = scep_store_commit_begin(s, &job, req, csr_der, csr_len, cert, NULL)) != SCEP_OK)
+    if ((rc = scep_store_commit_begin(s, &job, req, csr_der, csr_len, cert, NULL, NULL)) != SCEP_OK)
         return rc;
     return scep_store_commit_wait(s, &job);
 }
@@ -1607,6 +1909,28 @@ out:
     return end_write(s, db, rc);
 }
 
+static void
+bind_profile(sqlite3_stmt *st, const struct scep_profile_row *r)
+{
+    if (r->template_name[0] != '\0')
+        sqlite3_bind_text(st, 1, r->template_name, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 1);
+    sqlite3_bind_int(st, 2, r->validity_days);
+    sqlite3_bind_text(st, 3, r->eku, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->key_types, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->subject_allow, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, r->subject_forbid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, r->san_types, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, r->san_patterns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, r->key_usage, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 10, r->max_validity_days);
+    sqlite3_bind_text(st, 11, r->cdp_url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 12, r->aia_url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 13, r->duplicate_subject[0] ? r->duplicate_subject : "allow", -1,
+                      SQLITE_STATIC);
+}
+
 enum scep_err
 scep_store_add_profile(struct scep_store *s, const struct scep_profile_row *r, int64_t *id)
 {
@@ -1618,22 +1942,47 @@ scep_store_add_profile(struct scep_store *s, const struct scep_profile_row *r, i
     if ((rc = begin_write(s, &db)) != SCEP_OK)
         return rc;
     if ((x = prep(db,
-                  "INSERT INTO profile(name, template, validity_days, eku, created_at)"
-                  " VALUES (?,?,?,?,?)",
+                  "INSERT INTO profile(template, validity_days, eku, key_types, subject_allow,"
+                  " subject_forbid, san_types, san_patterns, key_usage, max_validity_days, cdp_url,"
+                  " aia_url, duplicate_subject, name, created_at)"
+                  " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                   &st)) != SQLITE_OK) {
         rc = map_rc(x);
         goto out;
     }
-    sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
-    if (r->template_name[0] != '\0')
-        sqlite3_bind_text(st, 2, r->template_name, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 2);
-    sqlite3_bind_int(st, 3, r->validity_days);
-    sqlite3_bind_text(st, 4, r->eku, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, (int64_t)time(NULL));
+    bind_profile(st, r);
+    sqlite3_bind_text(st, 14, r->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 15, (int64_t)time(NULL));
     if ((rc = map_rc(sqlite3_step(st))) == SCEP_OK)
         *id = sqlite3_last_insert_rowid(db);
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
+}
+
+enum scep_err
+scep_store_update_profile(struct scep_store *s, const struct scep_profile_row *r)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int x;
+
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    if ((x = prep(db,
+                  "UPDATE profile SET template = ?, validity_days = ?, eku = ?, key_types = ?,"
+                  " subject_allow = ?, subject_forbid = ?, san_types = ?, san_patterns = ?,"
+                  " key_usage = ?, max_validity_days = ?, cdp_url = ?, aia_url = ?,"
+                  " duplicate_subject = ? WHERE id = ?",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(x);
+        goto out;
+    }
+    bind_profile(st, r);
+    sqlite3_bind_int64(st, 14, r->id);
+    if ((rc = map_rc(sqlite3_step(st))) == SCEP_OK && sqlite3_changes(db) != 1)
+        rc = SCEP_E_NO_ENTRY;
 out:
     sqlite3_finalize(st);
     return end_write(s, db, rc);
@@ -1649,7 +1998,10 @@ scep_store_each_profile(struct scep_store *s, scep_profile_cb cb, void *arg)
 
     if ((rc = acquire(s, &db)) != SCEP_OK)
         return rc;
-    if ((r = prep(db, "SELECT id, name, template, validity_days, eku FROM profile ORDER BY id",
+    if ((r = prep(db,
+                  "SELECT id, name, template, validity_days, eku, key_types, subject_allow,"
+                  " subject_forbid, san_types, san_patterns, key_usage, max_validity_days, cdp_url,"
+                  " aia_url, duplicate_subject FROM profile ORDER BY id",
                   &st)) != SQLITE_OK) {
         rc = map_rc(r);
         goto out;
@@ -1662,6 +2014,16 @@ scep_store_each_profile(struct scep_store *s, scep_profile_cb cb, void *arg)
         col_text(st, 2, p.template_name, sizeof(p.template_name));
         p.validity_days = sqlite3_column_int(st, 3);
         col_text(st, 4, p.eku, sizeof(p.eku));
+        col_text(st, 5, p.key_types, sizeof(p.key_types));
+        col_text(st, 6, p.subject_allow, sizeof(p.subject_allow));
+        col_text(st, 7, p.subject_forbid, sizeof(p.subject_forbid));
+        col_text(st, 8, p.san_types, sizeof(p.san_types));
+        col_text(st, 9, p.san_patterns, sizeof(p.san_patterns));
+        col_text(st, 10, p.key_usage, sizeof(p.key_usage));
+        p.max_validity_days = sqlite3_column_int(st, 11);
+        col_text(st, 12, p.cdp_url, sizeof(p.cdp_url));
+        col_text(st, 13, p.aia_url, sizeof(p.aia_url));
+        col_text(st, 14, p.duplicate_subject, sizeof(p.duplicate_subject));
         if (cb(arg, &p)) {
             rc = SCEP_E_INTERNAL;
             goto out;
@@ -1672,4 +2034,600 @@ out:
     sqlite3_finalize(st);
     release(s, db);
     return rc;
+}
+
+enum scep_err
+scep_store_count_valid_subject(struct scep_store *s, int64_t ca_id, const char *subject,
+                               int64_t now, int64_t *count)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    *count = 0;
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db,
+                  "SELECT count(*) FROM certificate WHERE ca_id = ? AND subject = ?"
+                  " AND status = 'valid' AND not_after > ?",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, ca_id);
+    sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    if ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        *count = sqlite3_column_int64(st, 0);
+        rc = SCEP_OK;
+    } else
+        rc = map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+/* ---- accounts ---- */
+
+#define ACCOUNT_COLS                                                                               \
+    "id, endpoint_id, name, organization, department, profile_id, validity_days, code_hash,"       \
+    " enabled, created_at"
+
+static void
+account_from_row(sqlite3_stmt *st, struct scep_account_row *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->id = sqlite3_column_int64(st, 0);
+    a->endpoint_id = sqlite3_column_int64(st, 1);
+    col_text(st, 2, a->name, sizeof(a->name));
+    col_text(st, 3, a->organization, sizeof(a->organization));
+    col_text(st, 4, a->department, sizeof(a->department));
+    a->profile_id = sqlite3_column_int64(st, 5);
+    a->validity_days = sqlite3_column_int(st, 6);
+    if (sqlite3_column_bytes(st, 7) == 32)
+        memcpy(a->code_hash, sqlite3_column_blob(st, 7), 32);
+    a->enabled = sqlite3_column_int(st, 8);
+    a->created_at = sqlite3_column_int64(st, 9);
+}
+
+enum scep_err
+scep_store_add_account(struct scep_store *s, const struct scep_account_row *r, int64_t *id)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int x;
+
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    if ((x = prep(db,
+                  "INSERT INTO account(endpoint_id, name, organization, department, profile_id,"
+                  " validity_days, code_hash, enabled, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(x);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, r->endpoint_id);
+    sqlite3_bind_text(st, 2, r->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r->organization, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->department, -1, SQLITE_STATIC);
+    if (r->profile_id > 0)
+        sqlite3_bind_int64(st, 5, r->profile_id);
+    sqlite3_bind_int(st, 6, r->validity_days);
+    sqlite3_bind_blob(st, 7, r->code_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int(st, 8, r->enabled);
+    sqlite3_bind_int64(st, 9, (int64_t)time(NULL));
+    if ((rc = map_rc(sqlite3_step(st))) == SCEP_OK)
+        *id = sqlite3_last_insert_rowid(db);
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
+}
+
+/* One row of a query with an int64 and/or text or blob key. */
+static enum scep_err
+account_query(struct scep_store *s, const char *sql, int64_t i1, const void *blob, size_t blen,
+              const char *text, struct scep_account_row *out)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db, sql, &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    if (blob != NULL)
+        sqlite3_bind_blob(st, 1, blob, (int)blen, SQLITE_STATIC);
+    else {
+        sqlite3_bind_int64(st, 1, i1);
+        sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+    }
+    if ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        account_from_row(st, out);
+        rc = SCEP_OK;
+    } else
+        rc = r == SQLITE_DONE ? SCEP_E_NO_ENTRY : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+enum scep_err
+scep_store_find_account(struct scep_store *s, const unsigned char code_hash[32],
+                        struct scep_account_row *out)
+{
+    return account_query(s, "SELECT " ACCOUNT_COLS " FROM account WHERE code_hash = ?", 0,
+                         code_hash, 32, NULL, out);
+}
+
+enum scep_err
+scep_store_get_account(struct scep_store *s, int64_t endpoint_id, const char *name,
+                       struct scep_account_row *out)
+{
+    return account_query(s,
+                         "SELECT " ACCOUNT_COLS " FROM account WHERE endpoint_id = ? AND name = ?",
+                         endpoint_id, NULL, 0, name, out);
+}
+
+enum scep_err
+scep_store_set_account(struct scep_store *s, int64_t id, int enabled,
+                       const unsigned char *code_hash)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int x;
+
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    if ((x = prep(db,
+                  "UPDATE account SET enabled = ?, code_hash = coalesce(?, code_hash) WHERE id = ?",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(x);
+        goto out;
+    }
+    sqlite3_bind_int(st, 1, enabled);
+    if (code_hash != NULL)
+        sqlite3_bind_blob(st, 2, code_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, id);
+    if ((rc = map_rc(sqlite3_step(st))) == SCEP_OK && sqlite3_changes(db) != 1)
+        rc = SCEP_E_NO_ENTRY;
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
+}
+
+enum scep_err
+scep_store_each_account(struct scep_store *s, int64_t endpoint_id, scep_account_cb cb, void *arg)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db,
+                  "SELECT " ACCOUNT_COLS " FROM account WHERE ?1 = 0 OR endpoint_id = ?1"
+                  " ORDER BY endpoint_id, name",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, endpoint_id);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct scep_account_row a;
+        account_from_row(st, &a);
+        if (cb(arg, &a)) {
+            rc = SCEP_E_INTERNAL;
+            goto out;
+        }
+    }
+    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+/* ---- one-time challenges and token nonces ---- */
+
+#define CHALLENGE_COLS                                                                             \
+    "id, endpoint_id, hash, subject, sans, device_id, sid, created_at, expires_at, used_at, "      \
+    "serial"
+
+static void
+challenge_from_row(sqlite3_stmt *st, struct scep_challenge_row *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->id = sqlite3_column_int64(st, 0);
+    c->endpoint_id = sqlite3_column_int64(st, 1);
+    if (sqlite3_column_bytes(st, 2) == 32)
+        memcpy(c->hash, sqlite3_column_blob(st, 2), 32);
+    col_text(st, 3, c->subject, sizeof(c->subject));
+    col_text(st, 4, c->sans, sizeof(c->sans));
+    col_text(st, 5, c->device_id, sizeof(c->device_id));
+    col_text(st, 6, c->sid, sizeof(c->sid));
+    c->created_at = sqlite3_column_int64(st, 7);
+    c->expires_at = sqlite3_column_int64(st, 8);
+    c->used_at = sqlite3_column_int64(st, 9);
+    col_text(st, 10, c->serial, sizeof(c->serial));
+}
+
+enum scep_err
+scep_store_add_challenge(struct scep_store *s, const struct scep_challenge_row *r,
+                         int max_outstanding, int64_t *id)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int x;
+
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    if ((x = prep(db,
+                  "SELECT count(*) FROM challenge WHERE endpoint_id = ? AND used_at IS NULL"
+                  " AND expires_at > ?",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(x);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, r->endpoint_id);
+    sqlite3_bind_int64(st, 2, r->created_at);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = SCEP_E_STORE;
+        goto out;
+    }
+    if (sqlite3_column_int64(st, 0) >= max_outstanding) {
+        rc = SCEP_E_CHALLENGE_CAP;
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((x = prep(db,
+                  "INSERT INTO challenge(endpoint_id, hash, subject, sans, device_id, sid,"
+                  " created_at, expires_at) VALUES (?,?,?,?,?,?,?,?)",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(x);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, r->endpoint_id);
+    sqlite3_bind_blob(st, 2, r->hash, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r->subject, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->sans, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, r->sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, r->created_at);
+    sqlite3_bind_int64(st, 8, r->expires_at);
+    if ((rc = map_rc(sqlite3_step(st))) == SCEP_OK)
+        *id = sqlite3_last_insert_rowid(db);
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
+}
+
+enum scep_err
+scep_store_find_challenge(struct scep_store *s, int64_t endpoint_id, const unsigned char hash[32],
+                          struct scep_challenge_row *out)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db, "SELECT " CHALLENGE_COLS " FROM challenge WHERE hash = ? AND endpoint_id = ?",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, endpoint_id);
+    if ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        challenge_from_row(st, out);
+        rc = SCEP_OK;
+    } else
+        rc = r == SQLITE_DONE ? SCEP_E_NO_ENTRY : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+enum scep_err
+scep_store_each_challenge(struct scep_store *s, int64_t endpoint_id, scep_challenge_cb cb,
+                          void *arg)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db,
+                  "SELECT " CHALLENGE_COLS " FROM challenge WHERE ?1 = 0 OR endpoint_id = ?1"
+                  " ORDER BY id DESC LIMIT 1000",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, endpoint_id);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct scep_challenge_row c;
+        challenge_from_row(st, &c);
+        if (cb(arg, &c)) {
+            rc = SCEP_E_INTERNAL;
+            goto out;
+        }
+    }
+    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+enum scep_err
+scep_store_nonce_used(struct scep_store *s, int64_t endpoint_id, const char *nonce, int *used)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    *used = 0;
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db, "SELECT 1 FROM token_nonce WHERE endpoint_id = ? AND nonce = ?", &st)) !=
+        SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, endpoint_id);
+    sqlite3_bind_text(st, 2, nonce, -1, SQLITE_STATIC);
+    r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        *used = 1;
+    rc = r == SQLITE_ROW || r == SQLITE_DONE ? SCEP_OK : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+/* ---- outbox and audit ---- */
+
+/* Copy src into the pool at *at, return the copy (or NULL for NULL). */
+static const char *
+pool_copy(char **at, const char *src)
+{
+    size_t n;
+    char *d = *at;
+
+    if (src == NULL)
+        return NULL;
+    n = strlen(src) + 1;
+    memcpy(d, src, n);
+    *at = d + n;
+    return d;
+}
+
+enum scep_err
+scep_store_record_refusal(struct scep_store *s, int64_t endpoint_id, const char *endpoint,
+                          const char *object, const char *actor, const char *reason,
+                          const char *event_json, int event_pending)
+{
+    /* one allocation the writer frees: the job, its extra and copies of the strings */
+    struct refusal {
+        struct scep_commit job; /* first: the writer frees the job pointer */
+        struct scep_commit_extra x;
+        char pool[];
+    } * rf;
+    const char *strs[] = {endpoint, object, actor, reason, event_json};
+    size_t need = 0, i;
+    char *at;
+    enum scep_err rc;
+
+    for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        need += strs[i] != NULL ? strlen(strs[i]) + 1 : 0;
+    if ((rf = calloc(1, sizeof(*rf) + need)) == NULL)
+        return SCEP_E_NOMEM;
+    at = rf->pool;
+    rf->x.endpoint_name = pool_copy(&at, endpoint);
+    rf->x.object = pool_copy(&at, object);
+    rf->x.audit_actor = pool_copy(&at, actor);
+    rf->x.audit_reason = pool_copy(&at, reason);
+    rf->x.event_json = pool_copy(&at, event_json);
+    rf->x.event_pending = event_pending;
+    rf->x.event_kind = "failure";
+    rf->x.audit_action = "refuse";
+    rf->x.audit_outcome = "refused";
+    rf->job.extra = &rf->x;
+    rf->job.detached = 1;
+    rf->job.endpoint_id = endpoint_id;
+    if ((rc = enqueue(s, &rf->job)) != SCEP_OK)
+        free(rf);
+    return rc;
+}
+
+enum scep_err
+scep_store_audit(struct scep_store *s, const char *actor, const char *action, const char *object,
+                 const char *endpoint, const char *outcome, const char *reason)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int x;
+
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    if ((x = prep(db,
+                  "INSERT INTO audit(at, actor, action, object, endpoint, outcome, reason)"
+                  " VALUES (?,?,?,?,?,?,?)",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(x);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, (int64_t)time(NULL));
+    sqlite3_bind_text(st, 2, actor ? actor : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, action ? action : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, object ? object : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, endpoint ? endpoint : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, outcome ? outcome : "ok", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, reason ? reason : "", -1, SQLITE_STATIC);
+    rc = map_rc(sqlite3_step(st));
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
+}
+
+enum scep_err
+scep_store_each_audit(struct scep_store *s, int limit, scep_audit_cb cb, void *arg)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db,
+                  "SELECT id, at, actor, action, object, endpoint, outcome, reason FROM audit"
+                  " ORDER BY id DESC LIMIT ?",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    sqlite3_bind_int(st, 1, limit > 0 ? limit : 1000);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct scep_audit_row a;
+        a.id = sqlite3_column_int64(st, 0);
+        a.at = sqlite3_column_int64(st, 1);
+        a.actor = (const char *)sqlite3_column_text(st, 2);
+        a.action = (const char *)sqlite3_column_text(st, 3);
+        a.object = (const char *)sqlite3_column_text(st, 4);
+        a.endpoint = (const char *)sqlite3_column_text(st, 5);
+        a.outcome = (const char *)sqlite3_column_text(st, 6);
+        a.reason = (const char *)sqlite3_column_text(st, 7);
+        if (cb(arg, &a)) {
+            rc = SCEP_E_INTERNAL;
+            goto out;
+        }
+    }
+    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+static enum scep_err
+each_event_sql(struct scep_store *s, const char *sql, const char *status, int64_t now, int limit,
+               scep_event_cb cb, void *arg)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db, sql, &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    if (status != NULL)
+        sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int(st, 3, limit > 0 ? limit : 1000);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct scep_event_row e;
+        e.id = sqlite3_column_int64(st, 0);
+        e.created_at = sqlite3_column_int64(st, 1);
+        e.endpoint_id = sqlite3_column_int64(st, 2);
+        e.kind = (const char *)sqlite3_column_text(st, 3);
+        e.payload = (const char *)sqlite3_column_text(st, 4);
+        e.status = (const char *)sqlite3_column_text(st, 5);
+        e.attempts = sqlite3_column_int(st, 6);
+        e.next_attempt_at = sqlite3_column_int64(st, 7);
+        e.delivered_at = sqlite3_column_int64(st, 8);
+        e.last_error = (const char *)sqlite3_column_text(st, 9);
+        if (cb(arg, &e)) {
+            rc = SCEP_E_INTERNAL;
+            goto out;
+        }
+    }
+    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+#define EVENT_COLS                                                                                 \
+    "id, created_at, endpoint_id, kind, payload, status, attempts, next_attempt_at,"               \
+    " delivered_at, last_error"
+
+enum scep_err
+scep_store_each_event(struct scep_store *s, const char *status, int limit, scep_event_cb cb,
+                      void *arg)
+{
+    return each_event_sql(s,
+                          "SELECT " EVENT_COLS " FROM outbox WHERE (?1 IS NULL OR status = ?1)"
+                          " AND ?2 >= 0 ORDER BY id DESC LIMIT ?3",
+                          status, 0, limit, cb, arg);
+}
+
+enum scep_err
+scep_store_due_events(struct scep_store *s, int64_t now, int limit, scep_event_cb cb, void *arg)
+{
+    return each_event_sql(s,
+                          "SELECT " EVENT_COLS " FROM outbox WHERE status = 'pending'"
+                          " AND (?1 IS NULL) AND next_attempt_at <= ?2 ORDER BY id LIMIT ?3",
+                          NULL, now, limit, cb, arg);
+}
+
+enum scep_err
+scep_store_event_result(struct scep_store *s, int64_t id, int ok, int64_t next_at,
+                        const char *error)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int x;
+
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    if ((x = prep(db,
+                  "UPDATE outbox SET attempts = attempts + 1,"
+                  " status = CASE WHEN ?1 THEN 'delivered' WHEN ?2 = 0 THEN 'dead' ELSE status END,"
+                  " delivered_at = CASE WHEN ?1 THEN ?3 ELSE NULL END,"
+                  " next_attempt_at = CASE WHEN ?2 > 0 THEN ?2 ELSE next_attempt_at END,"
+                  " last_error = ?4 WHERE id = ?5 AND status = 'pending'",
+                  &st)) != SQLITE_OK) {
+        rc = map_rc(x);
+        goto out;
+    }
+    sqlite3_bind_int(st, 1, ok ? 1 : 0);
+    sqlite3_bind_int64(st, 2, next_at);
+    sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
+    if (!ok && error != NULL)
+        sqlite3_bind_text(st, 4, error, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, id);
+    if ((rc = map_rc(sqlite3_step(st))) == SCEP_OK && sqlite3_changes(db) != 1)
+        rc = SCEP_E_NO_ENTRY;
+out:
+    sqlite3_finalize(st);
+    return end_write(s, db, rc);
 }

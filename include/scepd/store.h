@@ -78,10 +78,22 @@ struct scep_endpoint_row {
     unsigned char *next_ra_cert_der; /* the RA of the prepared next CA (owned), or NULL */
     size_t next_ra_cert_len;
     char next_ra_key_ref[SCEP_REF_MAX];
+    char organization[128]; /* fixed O of every certificate (set once at creation), or "" */
+    char department[128];   /* fixed OU (set once at creation), or "" */
+    int64_t profile_id;     /* the endpoint's profile, or 0 */
+    char mode_config[2048]; /* JSON: settings of the challenge mode (no secrets) */
+    char notify_url[512];   /* events are delivered here, or "" */
+    int max_outstanding;    /* cap on unused, unexpired one-time challenges */
 };
 void scep_endpoint_row_clear(struct scep_endpoint_row *r);
 enum scep_err scep_store_add_endpoint(struct scep_store *s, const struct scep_endpoint_row *r,
                                       int64_t *id) SCEP_WUR;
+/*
+ * Change the mutable settings of endpoint r->id (everything but name, CA,
+ * RA, organization and department).  SCEP_E_NO_ENTRY when unknown.
+ */
+enum scep_err scep_store_update_endpoint(struct scep_store *s,
+                                         const struct scep_endpoint_row *r) SCEP_WUR;
 typedef int (*scep_endpoint_cb)(void *arg, const struct scep_endpoint_row *row);
 /* Calls cb for every endpoint; cb returns non-zero to stop (SCEP_E_INTERNAL). */
 enum scep_err scep_store_each_endpoint(struct scep_store *s, scep_endpoint_cb cb,
@@ -154,7 +166,35 @@ enum scep_err scep_store_commit_issuance(struct scep_store *s, const struct scep
  * commit is done and returns what commit_issuance would have.  The reply
  * must not leave the process before wait returned SCEP_OK.
  */
+/*
+ * What else an issuance changes in its own commit (all optional, zero =
+ * nothing): the one-time challenge it consumes (only while unused and
+ * unexpired, else the whole job fails with SCEP_E_CHALLENGE_USED or
+ * SCEP_E_CHALLENGE_EXPIRED), the token nonce it records (a replay fails
+ * with SCEP_E_CHALLENGE_USED), the valid certificates of the same subject
+ * and CA it revokes as superseded (duplicate-subject rule "revoke"), the
+ * outbox event and the audit row it writes.
+ */
+struct scep_commit_extra {
+    int64_t consume_challenge;
+    const char *nonce;
+    int64_t nonce_expires;
+    int revoke_same_subject;
+    int64_t account_id;
+    const char *device_id;
+    const char *event_kind; /* "success" | "failure" */
+    const char *event_json;
+    int event_pending; /* a receiver is configured: deliver it (else kept as "local") */
+    const char *audit_actor;
+    const char *audit_action;  /* "issue" when NULL */
+    const char *audit_outcome; /* "ok" when NULL */
+    const char *audit_reason;
+    const char *endpoint_name;
+    const char *object; /* audit object of a refusal (transaction id) */
+};
+
 struct scep_commit {
+    const struct scep_commit_extra *extra;
     const char *supersede; /* serial to revoke as superseded in the same commit, or NULL */
     const struct scep_request_row *req;
     const unsigned char *csr;
@@ -162,13 +202,15 @@ struct scep_commit {
     const struct scep_cert_row *cert;
     enum scep_err rc;
     int done;
+    int detached;        /* nobody waits: the writer frees it (refusal records) */
+    int64_t endpoint_id; /* of a refusal (req == NULL) */
     struct scep_commit *next;
 };
 enum scep_err scep_store_commit_begin(struct scep_store *s, struct scep_commit *job,
                                       const struct scep_request_row *req,
                                       const unsigned char *csr_der, size_t csr_len,
-                                      const struct scep_cert_row *cert,
-                                      const char *supersede) SCEP_WUR;
+                                      const struct scep_cert_row *cert, const char *supersede,
+                                      const struct scep_commit_extra *extra) SCEP_WUR;
 
 /* A certificate by serial (lower-case hex). */
 struct scep_cert_info {
@@ -238,19 +280,147 @@ enum scep_err scep_store_set_crl(struct scep_store *s, int64_t ca_id, int64_t nu
                                  const unsigned char *der, size_t der_len,
                                  int64_t next_update) SCEP_WUR;
 
-/* An issuance profile, chosen by the template name a Microsoft client asks for. */
+/*
+ * An issuance profile: what a certificate may contain (policy.h applies
+ * it).  Chosen by the account, else the endpoint, else by the template name
+ * a Microsoft client asks for.  Lists are comma-separated.
+ */
 struct scep_profile_row {
     int64_t id;
     char name[SCEP_NAME_MAX];
     char template_name[128]; /* 1.3.6.1.4.1.311.20.2 name or .21.7 OID; "" for none */
-    int validity_days;
-    char eku[256]; /* OpenSSL extendedKeyUsage list: "clientAuth,serverAuth,1.2.3" */
+    int validity_days;       /* default validity */
+    char eku[256];       /* extendedKeyUsage allowed and issued: "clientAuth,serverAuth,1.2.3" */
+    char key_types[128]; /* "rsa:2048,ec:p256,ec:p384": RSA of at least 2048 bits, these curves */
+    char subject_allow[256];    /* RDNs copied from the CSR: "CN,C,ST,L,O,OU,emailAddress" */
+    char subject_forbid[256];   /* RDNs that make the request fail: "" */
+    char san_types[64];         /* SAN types copied from the CSR: "dns,email,ip,uri" ("" none) */
+    char san_patterns[512];     /* "dns:*.corp.example.com,email:*@example.com" ("" any) */
+    char key_usage[256];        /* keyUsage allowed and issued; "" by key type */
+    int max_validity_days;      /* ceiling for every source of validity; 0 = none */
+    char cdp_url[512];          /* CRL distribution point; "" the endpoint's */
+    char aia_url[512];          /* caIssuers URL; "" none */
+    char duplicate_subject[16]; /* "allow" | "refuse" | "revoke" */
 };
 /* SCEP_E_CONFLICT when the name or template is taken. */
 enum scep_err scep_store_add_profile(struct scep_store *s, const struct scep_profile_row *r,
                                      int64_t *id) SCEP_WUR;
 typedef int (*scep_profile_cb)(void *arg, const struct scep_profile_row *row);
 enum scep_err scep_store_each_profile(struct scep_store *s, scep_profile_cb cb, void *arg) SCEP_WUR;
+/* Replace every setting of profile r->id but its name.  SCEP_E_NO_ENTRY when unknown. */
+enum scep_err scep_store_update_profile(struct scep_store *s,
+                                        const struct scep_profile_row *r) SCEP_WUR;
+
+/* Valid (unrevoked, unexpired at now) certificates of a CA with this subject text. */
+enum scep_err scep_store_count_valid_subject(struct scep_store *s, int64_t ca_id,
+                                             const char *subject, int64_t now,
+                                             int64_t *count) SCEP_WUR;
+
+/* Accounts of the "account" challenge mode (Sectigo): the access code selects one. */
+struct scep_account_row {
+    int64_t id;
+    int64_t endpoint_id;
+    char name[SCEP_NAME_MAX];
+    char organization[128];      /* fixed once created */
+    char department[128];        /* fixed once created */
+    int64_t profile_id;          /* 0: the endpoint's */
+    int validity_days;           /* 0: the profile's or endpoint's */
+    unsigned char code_hash[32]; /* keyed hash of the access code */
+    int enabled;
+    int64_t created_at;
+};
+/* SCEP_E_CONFLICT when the name is taken on the endpoint (or the code hash exists). */
+enum scep_err scep_store_add_account(struct scep_store *s, const struct scep_account_row *r,
+                                     int64_t *id) SCEP_WUR;
+/* The account whose code hash this is.  SCEP_E_NO_ENTRY when none. */
+enum scep_err scep_store_find_account(struct scep_store *s, const unsigned char code_hash[32],
+                                      struct scep_account_row *out) SCEP_WUR;
+/* By endpoint and name.  SCEP_E_NO_ENTRY when none. */
+enum scep_err scep_store_get_account(struct scep_store *s, int64_t endpoint_id, const char *name,
+                                     struct scep_account_row *out) SCEP_WUR;
+/* enabled: 0/1; code_hash: a new one (or NULL to keep). SCEP_E_NO_ENTRY when unknown. */
+enum scep_err scep_store_set_account(struct scep_store *s, int64_t id, int enabled,
+                                     const unsigned char *code_hash) SCEP_WUR;
+typedef int (*scep_account_cb)(void *arg, const struct scep_account_row *row);
+/* endpoint_id 0: every endpoint. */
+enum scep_err scep_store_each_account(struct scep_store *s, int64_t endpoint_id, scep_account_cb cb,
+                                      void *arg) SCEP_WUR;
+
+/* One-time challenges: stored as a keyed hash, bound to an identity. */
+struct scep_challenge_row {
+    int64_t id;
+    int64_t endpoint_id;
+    unsigned char hash[32];
+    char subject[256]; /* bound subject DN, or "" */
+    char sans[1024];   /* bound SANs "DNS:a,email:b", or "" */
+    char device_id[128];
+    char sid[96];
+    int64_t created_at, expires_at, used_at; /* used_at 0: unused */
+    char serial[48];                         /* the certificate it was used for */
+};
+/*
+ * Add a challenge unless the endpoint already has max_outstanding unused,
+ * unexpired ones (SCEP_E_CHALLENGE_CAP), in one transaction.
+ */
+enum scep_err scep_store_add_challenge(struct scep_store *s, const struct scep_challenge_row *r,
+                                       int max_outstanding, int64_t *id) SCEP_WUR;
+enum scep_err scep_store_find_challenge(struct scep_store *s, int64_t endpoint_id,
+                                        const unsigned char hash[32],
+                                        struct scep_challenge_row *out) SCEP_WUR;
+typedef int (*scep_challenge_cb)(void *arg, const struct scep_challenge_row *row);
+enum scep_err scep_store_each_challenge(struct scep_store *s, int64_t endpoint_id,
+                                        scep_challenge_cb cb, void *arg) SCEP_WUR;
+/* Was this token nonce already used on the endpoint?  *used 0/1. */
+enum scep_err scep_store_nonce_used(struct scep_store *s, int64_t endpoint_id, const char *nonce,
+                                    int *used) SCEP_WUR;
+
+/*
+ * The outbox (notification events) and the audit trail.  A refusal writes
+ * both without waiting for durability (they ride on the next group commit);
+ * administrative changes write audit rows durably.
+ */
+enum scep_err scep_store_record_refusal(struct scep_store *s, int64_t endpoint_id,
+                                        const char *endpoint, const char *object, const char *actor,
+                                        const char *reason, const char *event_json,
+                                        int event_pending) SCEP_WUR;
+enum scep_err scep_store_audit(struct scep_store *s, const char *actor, const char *action,
+                               const char *object, const char *endpoint, const char *outcome,
+                               const char *reason) SCEP_WUR;
+struct scep_audit_row {
+    int64_t id;
+    int64_t at;
+    const char *actor, *action, *object, *endpoint, *outcome, *reason;
+};
+typedef int (*scep_audit_cb)(void *arg, const struct scep_audit_row *row);
+/* Newest first, at most limit rows (0: 1000). */
+enum scep_err scep_store_each_audit(struct scep_store *s, int limit, scep_audit_cb cb,
+                                    void *arg) SCEP_WUR;
+
+struct scep_event_row {
+    int64_t id;
+    int64_t created_at;
+    int64_t endpoint_id;
+    const char *kind;    /* "success" | "failure" */
+    const char *payload; /* JSON */
+    const char *status;  /* "pending" | "delivered" | "dead" */
+    int attempts;
+    int64_t next_attempt_at;
+    int64_t delivered_at;
+    const char *last_error;
+};
+typedef int (*scep_event_cb)(void *arg, const struct scep_event_row *row);
+/* Newest first (limit 0: 1000); status NULL for all. */
+enum scep_err scep_store_each_event(struct scep_store *s, const char *status, int limit,
+                                    scep_event_cb cb, void *arg) SCEP_WUR;
+/* Pending events due at now, oldest first, at most limit. */
+enum scep_err scep_store_due_events(struct scep_store *s, int64_t now, int limit, scep_event_cb cb,
+                                    void *arg) SCEP_WUR;
+/*
+ * Delivery outcome: ok -> delivered; else attempts+1 and the next attempt
+ * at next_at, or dead when next_at is 0.
+ */
+enum scep_err scep_store_event_result(struct scep_store *s, int64_t id, int ok, int64_t next_at,
+                                      const char *error) SCEP_WUR;
 
 /* Key-value settings of the installation ("schema_version", ...). */
 enum scep_err scep_store_get_meta(struct scep_store *s, const char *key, char *val,
