@@ -278,6 +278,78 @@ copy_spki(X509 *x, X509_REQ *req)
     return 1;
 }
 
+/*
+ * The Windows SID, from an authorization only: a SAN URI
+ * tag:microsoft.com,2022-09-14:sid:<SID> (Intune's strong mapping for
+ * offline templates) and the szOID_NTDS_CA_SECURITY_EXT extension
+ * 1.3.6.1.4.1.311.25.2, a GeneralNames with one otherName of type
+ * 1.3.6.1.4.1.311.25.2.1 carrying the SID as an OCTET STRING (KB5014754).
+ */
+static int
+add_sid(X509 *x, GENERAL_NAMES **sans, const char *sid)
+{
+    char uri[160];
+    GENERAL_NAME *g = NULL, *on = NULL;
+    GENERAL_NAMES *ext = NULL;
+    ASN1_IA5STRING *ia5 = NULL;
+    ASN1_OCTET_STRING *os = NULL;
+    ASN1_TYPE *val = NULL;
+    ASN1_OBJECT *type = NULL;
+    unsigned char *der = NULL;
+    ASN1_OCTET_STRING *extval = NULL;
+    X509_EXTENSION *e = NULL;
+    int n, ok = 0;
+
+    snprintf(uri, sizeof(uri), "%s%s", SID_URI_PREFIX, sid);
+    if (*sans == NULL && (*sans = GENERAL_NAMES_new()) == NULL)
+        goto out;
+    if ((g = GENERAL_NAME_new()) == NULL || (ia5 = ASN1_IA5STRING_new()) == NULL ||
+        !ASN1_STRING_set(ia5, uri, -1))
+        goto out;
+    GENERAL_NAME_set0_value(g, GEN_URI, ia5);
+    ia5 = NULL;
+    if (!sk_GENERAL_NAME_push(*sans, g))
+        goto out;
+    g = NULL;
+    /* the SID extension */
+    if ((ext = GENERAL_NAMES_new()) == NULL || (on = GENERAL_NAME_new()) == NULL ||
+        (os = ASN1_OCTET_STRING_new()) == NULL ||
+        !ASN1_OCTET_STRING_set(os, (const unsigned char *)sid, (int)strlen(sid)) ||
+        (val = ASN1_TYPE_new()) == NULL ||
+        (type = OBJ_txt2obj("1.3.6.1.4.1.311.25.2.1", 1)) == NULL)
+        goto out;
+    ASN1_TYPE_set(val, V_ASN1_OCTET_STRING, os);
+    os = NULL;
+    if (!GENERAL_NAME_set0_othername(on, type, val))
+        goto out;
+    type = NULL;
+    val = NULL;
+    if (!sk_GENERAL_NAME_push(ext, on))
+        goto out;
+    on = NULL;
+    if ((n = i2d_GENERAL_NAMES(ext, &der)) <= 0 || (extval = ASN1_OCTET_STRING_new()) == NULL ||
+        !ASN1_OCTET_STRING_set(extval, der, n))
+        goto out;
+    {
+        ASN1_OBJECT *eobj = OBJ_txt2obj("1.3.6.1.4.1.311.25.2", 1);
+        e = eobj != NULL ? X509_EXTENSION_create_by_OBJ(NULL, eobj, 0, extval) : NULL;
+        ASN1_OBJECT_free(eobj);
+    }
+    ok = e != NULL && X509_add_ext(x, e, -1) == 1;
+out:
+    X509_EXTENSION_free(e);
+    ASN1_OCTET_STRING_free(extval);
+    OPENSSL_free(der);
+    ASN1_OBJECT_free(type);
+    ASN1_TYPE_free(val);
+    ASN1_OCTET_STRING_free(os);
+    GENERAL_NAME_free(on);
+    GENERAL_NAMES_free(ext);
+    ASN1_IA5STRING_free(ia5);
+    GENERAL_NAME_free(g);
+    return ok;
+}
+
 static const EVP_MD *
 sign_md(EVP_PKEY *ca_key)
 {
@@ -301,6 +373,7 @@ scep_issue_cert(X509_REQ *req, const struct scep_issue_opts *o, X509 **out,
     time_t now = time(NULL), nb, na, ca_na;
     int err;
     const char *ku;
+    char kubuf[300];
 
     *out = NULL;
     serial_hex[0] = '\0';
@@ -316,7 +389,9 @@ scep_issue_cert(X509_REQ *req, const struct scep_issue_opts *o, X509 **out,
     if ((x = X509_new()) == NULL || !X509_set_version(x, X509_VERSION_3) ||
         !X509_set_serialNumber(x, serial) ||
         !X509_set_issuer_name(x, X509_get_subject_name(o->ca_cert)) ||
-        !X509_set_subject_name(x, X509_REQ_get_subject_name(req)) || !copy_spki(x, req))
+        !X509_set_subject_name(x,
+                               o->subject != NULL ? o->subject : X509_REQ_get_subject_name(req)) ||
+        !copy_spki(x, req))
         goto out;
     nb = now - SCEP_BACKDATE_SECONDS;
     na = now + (time_t)o->validity_days * 86400;
@@ -341,8 +416,12 @@ scep_issue_cert(X509_REQ *req, const struct scep_issue_opts *o, X509 **out,
         X509_time_adj_ex(X509_getm_notAfter(x), 0, 0, &na) == NULL)
         goto out;
     X509V3_set_ctx(&ctx, o->ca_cert, x, NULL, NULL, 0);
-    ku = EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA ? "critical,digitalSignature,keyEncipherment"
-                                                   : "critical,digitalSignature,keyAgreement";
+    if (o->key_usage != NULL && o->key_usage[0] != '\0') {
+        snprintf(kubuf, sizeof(kubuf), "critical,%s", o->key_usage);
+        ku = kubuf;
+    } else
+        ku = EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA ? "critical,digitalSignature,keyEncipherment"
+                                                       : "critical,digitalSignature,keyAgreement";
     if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
         !add_ext(x, &ctx, NID_key_usage, ku) ||
         !add_ext(x, &ctx, NID_ext_key_usage, o->eku != NULL ? o->eku : "clientAuth") ||
@@ -355,11 +434,32 @@ scep_issue_cert(X509_REQ *req, const struct scep_issue_opts *o, X509 **out,
         if (!add_ext(x, &ctx, NID_crl_distribution_points, v))
             goto out;
     }
-    gns = csr_sans(req, &err);
-    if (err) {
-        rc = SCEP_E_NAME_POLICY;
-        goto out;
+    if (o->aia_url != NULL && o->aia_url[0] != '\0') {
+        char v[700];
+        snprintf(v, sizeof(v), "caIssuers;URI:%s", o->aia_url);
+        if (!add_ext(x, &ctx, NID_info_access, v))
+            goto out;
     }
+    if (o->use_sans) {
+        int i;
+        if ((gns = GENERAL_NAMES_new()) == NULL)
+            goto out;
+        for (i = 0; o->sans != NULL && i < sk_GENERAL_NAME_num(o->sans); i++) {
+            GENERAL_NAME *d = GENERAL_NAME_dup(sk_GENERAL_NAME_value(o->sans, i));
+            if (d == NULL || !sk_GENERAL_NAME_push(gns, d)) {
+                GENERAL_NAME_free(d);
+                goto out;
+            }
+        }
+    } else {
+        gns = csr_sans(req, &err);
+        if (err) {
+            rc = SCEP_E_NAME_POLICY;
+            goto out;
+        }
+    }
+    if (o->sid != NULL && o->sid[0] != '\0' && !add_sid(x, &gns, o->sid))
+        goto out;
     if (gns != NULL && sk_GENERAL_NAME_num(gns) > 0 &&
         X509_add1_ext_i2d(x, NID_subject_alt_name, gns, 0, X509V3_ADD_DEFAULT) != 1)
         goto out;

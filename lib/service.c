@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/cms.h>
 #include <openssl/err.h>
@@ -35,46 +36,19 @@
 #include "scepd/pkimsg.h"
 #include "scepd/service.h"
 #include "scepd/setup.h"
+#include "scepd/intune.h"
+#include "scepd/policy.h"
+#include "scepd/token.h"
+#include "scepd/webhook.h"
+#include "service_int.h"
+
+#include <jansson.h>
 
 #define MAX_ENDPOINTS 256
 #define ISSUE_ATTEMPTS 4
 
-/* A CA of this installation (current ones and those rolled over), with its key. */
-struct ca_entry {
-    int64_t id;
-    char name[SCEP_NAME_MAX];
-    X509 *cert;
-    EVP_PKEY *key;
-    int64_t next_id;
-};
-
-/*
- * What requests read: endpoints and CAs.  A reload (after a rollover or a
- * switch) builds a new table and publishes it with one atomic store; a
- * request keeps the table it started with, so old tables are retired, not
- * freed, until the service is (admin changes are rare; a few KB each).
- */
-struct ep_table {
-    struct scep_endpoint *eps;
-    size_t neps;
-    struct scep_profile_row *profiles;
-    size_t nprofiles, profiles_cap;
-    struct ca_entry *cas;
-    size_t ncas;
-    struct ep_table *retired;
-};
-
-struct scep_service {
-    char *datadir;
-    struct scep_store *store;
-    unsigned char secret[SCEP_SECRET_LEN];
-    _Atomic(struct ep_table *) table;
-    pthread_mutex_t reload_mu;
-    char public_url[512]; /* base URL for CRL distribution points, or "" */
-};
-
-static const struct ep_table *
-tbl(const struct scep_service *svc)
+const struct ep_table *
+svc_tbl(const struct scep_service *svc)
 {
     return atomic_load(&((struct scep_service *)(uintptr_t)svc)->table);
 }
@@ -90,6 +64,7 @@ endpoint_clear(struct scep_endpoint *e)
     X509_free(e->next_ra_cert);
     free(e->cacert_der);
     free(e->nextcacert_der);
+    scep_intune_free(e->intune);
     OPENSSL_cleanse(e, sizeof(*e));
 }
 
@@ -113,8 +88,8 @@ table_free(struct ep_table *t)
     }
 }
 
-static const struct ca_entry *
-ca_by_id(const struct ep_table *t, int64_t id)
+const struct ca_entry *
+svc_ca_by_id(const struct ep_table *t, int64_t id)
 {
     size_t i;
 
@@ -145,8 +120,8 @@ struct load_ctx {
     enum scep_err rc;
 };
 
-static X509 *
-der_to_cert(const unsigned char *der, size_t len)
+X509 *
+svc_der_to_cert(const unsigned char *der, size_t len)
 {
     const unsigned char *p = der;
     X509 *x = d2i_X509(NULL, &p, (long)len);
@@ -259,7 +234,7 @@ load_ca(void *arg, const struct scep_ca_row *row)
     ca->id = row->id;
     ca->next_id = row->next_ca_id;
     snprintf(ca->name, sizeof(ca->name), "%s", row->name);
-    if ((ca->cert = der_to_cert(row->cert_der, row->cert_len)) == NULL) {
+    if ((ca->cert = svc_der_to_cert(row->cert_der, row->cert_len)) == NULL) {
         snprintf(c->errbuf, c->errlen, "CA %s: the stored certificate does not parse", row->name);
         c->rc = SCEP_E_STORE;
         return 1;
@@ -315,6 +290,183 @@ out:
     return rc;
 }
 
+static const char *const mode_names[] = {
+    [SCEP_MODE_STATIC] = "static",    [SCEP_MODE_ACCOUNT] = "account",
+    [SCEP_MODE_ONETIME] = "one-time", [SCEP_MODE_SIGNED] = "signed",
+    [SCEP_MODE_WEBHOOK] = "webhook",  [SCEP_MODE_INTUNE] = "intune",
+};
+
+const char *
+scep_mode_name(enum scep_mode m)
+{
+    return (unsigned)m < sizeof(mode_names) / sizeof(mode_names[0]) ? mode_names[m] : NULL;
+}
+
+int
+scep_mode_parse(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
+        if (strcmp(name, mode_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+enum scep_err
+svc_secret_path(const struct scep_service *svc, const char *endpoint, const char *kind, char *buf,
+                size_t len)
+{
+    int n = snprintf(buf, len, "%s/%s/%s.%s", svc->datadir, SCEP_SECRETS_DIR, endpoint, kind);
+
+    return n > 0 && (size_t)n < len ? SCEP_OK : SCEP_E_TOO_LARGE;
+}
+
+enum scep_err
+svc_secret_read(const struct scep_service *svc, const char *endpoint, const char *kind,
+                unsigned char *buf, size_t cap, size_t *len)
+{
+    char p[PATH_MAX];
+    unsigned char *data = NULL;
+    size_t n = 0;
+    enum scep_err rc;
+
+    *len = 0;
+    if ((rc = svc_secret_path(svc, endpoint, kind, p, sizeof(p))) != SCEP_OK)
+        return rc;
+    if (access(p, F_OK) != 0)
+        return SCEP_E_NO_ENTRY;
+    warn_key_mode(p);
+    if ((rc = scep_pki_read_file(p, cap, &data, &n)) != SCEP_OK)
+        return rc;
+    memcpy(buf, data, n);
+    *len = n;
+    OPENSSL_clear_free(data, n);
+    return SCEP_OK;
+}
+
+/* A string member of a JSON object into dst ("" when absent). */
+static void
+json_str(json_t *o, const char *key, char *dst, size_t dlen)
+{
+    json_t *v = json_object_get(o, key);
+
+    snprintf(dst, dlen, "%s", json_is_string(v) ? json_string_value(v) : "");
+}
+
+/*
+ * The challenge mode's settings (mode_config JSON, no secrets) and secrets
+ * (DIR/secrets/, 0600) of an endpoint.  A mode that cannot work without a
+ * setting refuses to load: better no endpoint than one that fails open.
+ */
+static enum scep_err
+load_mode(struct load_ctx *c, struct scep_endpoint *e, const struct scep_endpoint_row *row)
+{
+    json_error_t jerr;
+    json_t *cfg = json_loads(row->mode_config[0] ? row->mode_config : "{}", 0, &jerr);
+    enum scep_err rc = SCEP_E_INVALID_ARG;
+    int m = scep_mode_parse(row->challenge_mode);
+    size_t n = 0;
+    json_t *v;
+
+    if (cfg == NULL || !json_is_object(cfg) || m < 0) {
+        snprintf(c->errbuf, c->errlen,
+                 "endpoint %s: challenge mode \"%s\" or its settings are "
+                 "not valid; fix it with scepctl endpoints update",
+                 row->name, row->challenge_mode);
+        goto out;
+    }
+    e->mode = (enum scep_mode)m;
+    e->max_outstanding = row->max_outstanding > 0 ? row->max_outstanding : 10000;
+    v = json_object_get(cfg, "challenge_ttl");
+    e->challenge_ttl =
+        json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= 30 * 86400
+            ? (int)json_integer_value(v)
+            : 3600;
+    snprintf(e->notify_url, sizeof(e->notify_url), "%s", row->notify_url);
+    if (e->notify_url[0] != '\0') {
+        rc = svc_secret_read(c->svc, e->name, "notify", e->notify_key, sizeof(e->notify_key), &n);
+        e->has_notify_key = rc == SCEP_OK && n == sizeof(e->notify_key);
+    }
+    switch (e->mode) {
+    case SCEP_MODE_SIGNED:
+        rc = svc_secret_read(c->svc, e->name, "token", e->mode_key, sizeof(e->mode_key), &n);
+        if (rc != SCEP_OK || n != sizeof(e->mode_key)) {
+            snprintf(c->errbuf, c->errlen,
+                     "endpoint %s: its token key %s/%s.token is missing "
+                     "or not 32 bytes; make a new one with scepctl endpoints update %s "
+                     "--rotate-key",
+                     row->name, SCEP_SECRETS_DIR, row->name, row->name);
+            rc = SCEP_E_KEY_FILE;
+            goto out;
+        }
+        e->has_mode_key = 1;
+        break;
+    case SCEP_MODE_WEBHOOK:
+        json_str(cfg, "webhook_url", e->webhook_url, sizeof(e->webhook_url));
+        v = json_object_get(cfg, "webhook_timeout_ms");
+        e->webhook_timeout_ms = json_is_integer(v) ? (long)json_integer_value(v) : 5000;
+        if (e->webhook_url[0] == '\0') {
+            snprintf(c->errbuf, c->errlen,
+                     "endpoint %s: webhook mode without a URL; set "
+                     "--webhook-url",
+                     row->name);
+            goto out;
+        }
+        rc = svc_secret_read(c->svc, e->name, "webhook", e->mode_key, sizeof(e->mode_key), &n);
+        e->has_mode_key = rc == SCEP_OK && n == sizeof(e->mode_key);
+        rc = svc_secret_read(c->svc, e->name, "bearer", (unsigned char *)e->webhook_bearer,
+                             sizeof(e->webhook_bearer) - 1, &n);
+        if (rc == SCEP_OK)
+            e->webhook_bearer[n] = '\0';
+        else
+            e->webhook_bearer[0] = '\0';
+        break;
+    case SCEP_MODE_INTUNE: {
+        struct scep_intune_cfg ic;
+        json_t *it = json_object_get(cfg, "intune");
+        memset(&ic, 0, sizeof(ic));
+        json_str(it, "tenant", ic.tenant, sizeof(ic.tenant));
+        json_str(it, "app_id", ic.app_id, sizeof(ic.app_id));
+        json_str(it, "provider", ic.provider, sizeof(ic.provider));
+        json_str(it, "proxy", ic.proxy, sizeof(ic.proxy));
+        json_str(it, "login_url", ic.login_url, sizeof(ic.login_url));
+        json_str(it, "graph_url", ic.graph_url, sizeof(ic.graph_url));
+        json_str(it, "resource_url", ic.resource_url, sizeof(ic.resource_url));
+        json_str(it, "ca_file", ic.ca_file, sizeof(ic.ca_file));
+        v = json_object_get(it, "timeout_ms");
+        ic.timeout_ms = json_is_integer(v) ? (long)json_integer_value(v) : 0;
+        rc = svc_secret_read(c->svc, e->name, "intune", (unsigned char *)ic.app_key,
+                             sizeof(ic.app_key) - 1, &n);
+        if (rc != SCEP_OK || ic.tenant[0] == '\0' || ic.app_id[0] == '\0') {
+            snprintf(c->errbuf, c->errlen,
+                     "endpoint %s: Intune mode needs a tenant, an "
+                     "application id and key (%s/%s.intune); set them with scepctl endpoints "
+                     "update",
+                     row->name, SCEP_SECRETS_DIR, row->name);
+            OPENSSL_cleanse(&ic, sizeof(ic));
+            rc = SCEP_E_INVALID_ARG;
+            goto out;
+        }
+        ic.app_key[n] = '\0';
+        rc = scep_intune_new(&ic, &e->intune);
+        OPENSSL_cleanse(&ic, sizeof(ic));
+        if (rc != SCEP_OK) {
+            snprintf(c->errbuf, c->errlen, "endpoint %s: the Intune client cannot start: %s",
+                     row->name, scep_strerror(rc));
+            goto out;
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    rc = SCEP_OK;
+out:
+    json_decref(cfg);
+    return rc;
+}
+
 static int
 load_endpoint(void *arg, const struct scep_endpoint_row *row)
 {
@@ -346,7 +498,12 @@ load_endpoint(void *arg, const struct scep_endpoint_row *row)
     e->renewal_grace_days = row->renewal_grace_days;
     e->revoke_on_renewal = row->revoke_on_renewal;
     e->getcert_chain = row->getcert_chain;
-    if ((ca = ca_by_id(t, row->ca_id)) == NULL) {
+    snprintf(e->organization, sizeof(e->organization), "%s", row->organization);
+    snprintf(e->department, sizeof(e->department), "%s", row->department);
+    e->profile_id = row->profile_id;
+    if ((c->rc = load_mode(c, e, row)) != SCEP_OK)
+        goto fail;
+    if ((ca = svc_ca_by_id(t, row->ca_id)) == NULL) {
         snprintf(c->errbuf, c->errlen, "endpoint %s: its CA %lld is missing from the database",
                  row->name, (long long)row->ca_id);
         c->rc = SCEP_E_STORE;
@@ -359,7 +516,7 @@ load_endpoint(void *arg, const struct scep_endpoint_row *row)
     e->ca_cert = ca->cert;
     EVP_PKEY_up_ref(ca->key);
     e->ca_key = ca->key;
-    e->ra_cert = der_to_cert(row->ra_cert_der, row->ra_cert_len);
+    e->ra_cert = svc_der_to_cert(row->ra_cert_der, row->ra_cert_len);
     if (e->ra_cert == NULL) {
         snprintf(c->errbuf, c->errlen, "endpoint %s: stored certificates do not parse", row->name);
         c->rc = SCEP_E_STORE;
@@ -375,11 +532,11 @@ load_endpoint(void *arg, const struct scep_endpoint_row *row)
         e->reply_key = e->ra_key;
     }
     /* a prepared rollover: GetNextCACert serves it */
-    if (ca->next_id != 0 && (next = ca_by_id(t, ca->next_id)) != NULL &&
+    if (ca->next_id != 0 && (next = svc_ca_by_id(t, ca->next_id)) != NULL &&
         row->next_ra_cert_der != NULL) {
         X509_up_ref(next->cert);
         e->next_ca_cert = next->cert;
-        e->next_ra_cert = der_to_cert(row->next_ra_cert_der, row->next_ra_cert_len);
+        e->next_ra_cert = svc_der_to_cert(row->next_ra_cert_der, row->next_ra_cert_len);
         if (e->next_ra_cert == NULL || (c->rc = build_nextcacert(e)) != SCEP_OK) {
             snprintf(c->errbuf, c->errlen, "endpoint %s: the prepared rollover does not load",
                      row->name);
@@ -456,8 +613,8 @@ load_table(struct scep_service *svc, struct ep_table **out, char *errbuf, size_t
 }
 
 /* Publish a freshly loaded table; the old one is retired (see struct ep_table). */
-static enum scep_err
-reload(struct scep_service *svc, char *errbuf, size_t errlen)
+enum scep_err
+svc_reload(struct scep_service *svc, char *errbuf, size_t errlen)
 {
     struct ep_table *t = NULL;
     enum scep_err rc = load_table(svc, &t, errbuf, errlen);
@@ -506,7 +663,7 @@ scep_service_open(const char *datadir, struct scep_service **out, char *errbuf, 
         if (rc != SCEP_E_NO_ENTRY)
             goto out;
     }
-    if ((rc = reload(svc, errbuf, errlen)) != SCEP_OK)
+    if ((rc = svc_reload(svc, errbuf, errlen)) != SCEP_OK)
         goto out;
     *out = svc;
     svc = NULL; /* transferred */
@@ -529,7 +686,7 @@ scep_service_endpoint(const struct scep_service *svc, const char *name, size_t l
         name = SCEP_DEFAULT_ENDPOINT;
         len = strlen(name);
     }
-    const struct ep_table *t = tbl(svc);
+    const struct ep_table *t = svc_tbl(svc);
 
     for (i = 0; i < t->neps; i++)
         if (strlen(t->eps[i].name) == len && memcmp(t->eps[i].name, name, len) == 0)
@@ -729,7 +886,7 @@ answer_state(const struct scep_endpoint *ep, const struct scep_pkimsg *m,
         reply_status(ep, m, SCEP_E_TXID_KEY, SCEP_STATUS_FAILURE, r);
         return;
     }
-    if (cert_der == NULL || (cert = der_to_cert(cert_der, cert_len)) == NULL) {
+    if (cert_der == NULL || (cert = svc_der_to_cert(cert_der, cert_len)) == NULL) {
         scep_service_http_error(SCEP_E_STORE, r);
         return;
     }
@@ -765,7 +922,7 @@ replay(const struct scep_endpoint *ep, const struct scep_pkimsg *m,
 static const struct scep_profile_row *
 profile_for(const struct scep_service *svc, X509_REQ *req)
 {
-    const struct ep_table *t = tbl(svc);
+    const struct ep_table *t = svc_tbl(svc);
     char tmpl[128];
     size_t i;
 
@@ -796,12 +953,47 @@ decrypt_keys(const struct scep_endpoint *ep, struct scep_decrypt_key keys[2])
     return n;
 }
 
+static const struct scep_profile_row *
+profile_by_id(const struct ep_table *t, int64_t id)
+{
+    size_t i;
+
+    for (i = 0; id > 0 && i < t->nprofiles; i++)
+        if (t->profiles[i].id == id)
+            return &t->profiles[i];
+    return NULL;
+}
+
+/* The account's profile, else the endpoint's, else the one a template names, else none. */
+static const struct scep_profile_row *
+choose_profile(const struct scep_service *svc, const struct scep_endpoint *ep,
+               const struct scep_authz *az, X509_REQ *req)
+{
+    const struct ep_table *t = svc_tbl(svc);
+    const struct scep_profile_row *p = NULL;
+
+    if (az != NULL && az->profile_id > 0)
+        p = profile_by_id(t, az->profile_id);
+    if (p == NULL && ep->profile_id > 0)
+        p = profile_by_id(t, ep->profile_id);
+    if (p == NULL && ep->profile_id == 0)
+        p = profile_for(svc, req);
+    return p;
+}
+
+/*
+ * Sign the certificate policy decided for req (profile + authorization)
+ * and fill the store row for it.  *cert, *der (OPENSSL_free), *subject and
+ * *sans (free) are the caller's; the row borrows them and txid.
+ */
 static enum scep_err
 issue_for(const struct scep_service *svc, const struct scep_endpoint *ep, X509_REQ *req,
-          const unsigned char *txid, size_t txid_len, X509 **cert, unsigned char **der,
-          struct scep_cert_row *cr, char **subject, char **sans)
+          const struct scep_authz *az, const unsigned char *txid, size_t txid_len, X509 **cert,
+          unsigned char **der, struct scep_cert_row *cr, char **subject, char **sans)
 {
-    const struct scep_profile_row *prof = profile_for(svc, req);
+    const struct scep_profile_row *prof = choose_profile(svc, ep, az, req);
+    struct scep_authz none;
+    struct scep_policy_out po;
     struct scep_issue_opts io;
     char serial[SCEP_SERIAL_HEX];
     enum scep_err rc;
@@ -809,20 +1001,34 @@ issue_for(const struct scep_service *svc, const struct scep_endpoint *ep, X509_R
 
     *der = NULL;
     *subject = *sans = NULL;
+    if (az == NULL) {
+        memset(&none, 0, sizeof(none));
+        az = &none;
+    }
+    memset(&po, 0, sizeof(po));
+    if ((rc = scep_policy_apply(req, prof, az, ep->organization, ep->department, ep->validity_days,
+                                &po)) != SCEP_OK)
+        return rc;
     memset(&io, 0, sizeof(io));
     io.ca_cert = ep->ca_cert;
     io.ca_key = ep->ca_key;
-    io.validity_days = ep->validity_days;
-    io.cdp_url = ep->cdp_url[0] ? ep->cdp_url : NULL;
-    if (prof != NULL) {
-        /* the template's profile decides validity and extended key usage */
-        io.validity_days = prof->validity_days;
-        io.eku = prof->eku;
-    }
-    /* Windows' ValidPeriod/ValidPeriodUnits, within the endpoint's maximum */
+    io.validity_days = po.validity_days;
+    io.cdp_url = prof != NULL && prof->cdp_url[0] ? prof->cdp_url
+                 : ep->cdp_url[0]                 ? ep->cdp_url
+                                                  : NULL;
+    io.aia_url = prof != NULL && prof->aia_url[0] ? prof->aia_url : NULL;
+    io.eku = po.eku;
+    io.key_usage = po.key_usage[0] ? po.key_usage : NULL;
+    io.subject = po.subject;
+    io.use_sans = 1;
+    io.sans = po.sans;
+    io.sid = po.sid[0] ? po.sid : NULL;
+    /* Windows' ValidPeriod/ValidPeriodUnits, within what policy allows */
     if (scep_csr_requested_validity(req, &io.validity_seconds) != SCEP_OK)
         io.validity_seconds = 0;
-    if ((rc = scep_issue_cert(req, &io, cert, serial)) != SCEP_OK)
+    rc = scep_issue_cert(req, &io, cert, serial);
+    scep_policy_out_clear(&po);
+    if (rc != SCEP_OK)
         return rc;
     n = i2d_X509(*cert, der);
     *subject = scep_name_to_text(X509_get_subject_name(*cert));
@@ -846,6 +1052,277 @@ issue_for(const struct scep_service *svc, const struct scep_endpoint *ep, X509_R
     return SCEP_OK;
 }
 
+/* The transactionID as text: as sent when printable (it nearly always is), else hex. */
+static void
+txid_text(const unsigned char *txid, size_t len, char *out, size_t outlen)
+{
+    size_t i;
+    int printable = len > 0;
+
+    for (i = 0; i < len; i++)
+        if (txid[i] < 0x20 || txid[i] > 0x7e || txid[i] == '"' || txid[i] == '\\')
+            printable = 0;
+    if (printable) {
+        snprintf(out, outlen, "%.*s", (int)len, (const char *)txid);
+        return;
+    }
+    for (i = 0; i < len && 2 * i + 2 < outlen; i++)
+        snprintf(out + 2 * i, 3, "%02x", txid[i]);
+}
+
+/* Standard base64 of der, malloc'ed (NULL on ENOMEM). */
+static char *
+b64_of(const unsigned char *der, size_t len)
+{
+    char *out;
+
+    if (len > INT_MAX / 2 || (out = malloc(4 * ((len + 2) / 3) + 1)) == NULL)
+        return NULL;
+    EVP_EncodeBlock((unsigned char *)out, der, (int)len);
+    return out;
+}
+
+enum scep_err
+svc_code_hash(const struct scep_service *svc, const char *kind, const char *code, size_t len,
+              unsigned char out[32])
+{
+    char buf[SCEP_MAX_CHALLENGE + 32];
+    int n;
+    enum scep_err rc;
+
+    /* domain-separated: an access code never matches a one-time challenge or the static one */
+    if (len > SCEP_MAX_CHALLENGE)
+        return SCEP_E_TOO_LARGE;
+    n = snprintf(buf, sizeof(buf), "%s:", kind);
+    memcpy(buf + n, code, len);
+    rc = scep_challenge_hash(svc->secret, sizeof(svc->secret), buf, (size_t)n + len, out);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return rc;
+}
+
+/*
+ * Who is asking, by the endpoint's challenge mode (DESIGN §3 step 5).
+ * Fills az; every error is a refusal (fail closed).  csr_der is the
+ * request as the client sent it (with its challenge: Intune and webhooks
+ * need it).  why gets what a validation service said.
+ */
+static enum scep_err
+authorize(const struct scep_service *svc, const struct scep_endpoint *ep,
+          const struct scep_pkimsg *m, const unsigned char *csr_der, size_t csr_len,
+          const char *chal, size_t chlen, struct scep_authz *az, char *why, size_t whylen)
+{
+    unsigned char h[32];
+    enum scep_err rc;
+    char txid[200];
+
+    memset(az, 0, sizeof(*az));
+    why[0] = '\0';
+    az->mode = scep_mode_name(ep->mode);
+    txid_text(m->txid, m->txid_len, txid, sizeof(txid));
+    switch (ep->mode) {
+    case SCEP_MODE_STATIC:
+        if (!ep->has_challenge_hash)
+            return SCEP_E_CHALLENGE;
+        if ((rc = scep_challenge_check(svc->secret, sizeof(svc->secret), chal, chlen,
+                                       ep->challenge_hash)) != SCEP_OK)
+            return rc;
+        snprintf(az->actor, sizeof(az->actor), "static");
+        return SCEP_OK;
+    case SCEP_MODE_ACCOUNT: {
+        struct scep_account_row a;
+        if ((rc = svc_code_hash(svc, "account", chal, chlen, h)) != SCEP_OK)
+            return rc;
+        rc = scep_store_find_account(svc->store, h, &a);
+        if (rc == SCEP_E_NO_ENTRY || (rc == SCEP_OK && a.endpoint_id != ep->id))
+            return SCEP_E_CHALLENGE;
+        if (rc != SCEP_OK)
+            return rc;
+        if (!a.enabled)
+            return SCEP_E_ACCOUNT_DISABLED;
+        az->account_id = a.id;
+        snprintf(az->organization, sizeof(az->organization), "%s", a.organization);
+        snprintf(az->department, sizeof(az->department), "%s", a.department);
+        az->profile_id = a.profile_id;
+        az->validity_days = a.validity_days;
+        snprintf(az->actor, sizeof(az->actor), "account:%s", a.name);
+        return SCEP_OK;
+    }
+    case SCEP_MODE_ONETIME: {
+        struct scep_challenge_row c;
+        if ((rc = svc_code_hash(svc, "otc", chal, chlen, h)) != SCEP_OK)
+            return rc;
+        rc = scep_store_find_challenge(svc->store, ep->id, h, &c);
+        if (rc == SCEP_E_NO_ENTRY)
+            return SCEP_E_CHALLENGE;
+        if (rc != SCEP_OK)
+            return rc;
+        if (c.used_at != 0)
+            return SCEP_E_CHALLENGE_USED;
+        if (time(NULL) >= c.expires_at)
+            return SCEP_E_CHALLENGE_EXPIRED;
+        az->challenge_id = c.id;
+        az->bound = c.subject[0] != '\0' || c.sans[0] != '\0';
+        snprintf(az->subject, sizeof(az->subject), "%s", c.subject);
+        if (scep_policy_parse_sans(c.sans, az) != SCEP_OK)
+            return SCEP_E_INTERNAL; /* checked when it was made */
+        snprintf(az->device, sizeof(az->device), "%s", c.device_id);
+        snprintf(az->sid, sizeof(az->sid), "%s", c.sid);
+        snprintf(az->actor, sizeof(az->actor), "challenge:%lld", (long long)c.id);
+        return SCEP_OK;
+    }
+    case SCEP_MODE_SIGNED: {
+        struct scep_token tok;
+        int used = 0;
+        size_t i;
+        if (!ep->has_mode_key)
+            return SCEP_E_CHALLENGE;
+        rc = scep_token_verify(ep->mode_key, sizeof(ep->mode_key), chal, chlen, (int64_t)time(NULL),
+                               &tok);
+        if (rc != SCEP_OK)
+            return rc;
+        if (strcmp(tok.endpoint, ep->name) != 0)
+            return SCEP_E_TOKEN; /* minted for another endpoint */
+        if ((rc = scep_store_nonce_used(svc->store, ep->id, tok.nonce, &used)) != SCEP_OK)
+            return rc;
+        if (used)
+            return SCEP_E_CHALLENGE_USED;
+        /* the token binds exactly: its subject, its SANs (or none), its usages */
+        az->bound = 1;
+        snprintf(az->subject, sizeof(az->subject), "%s", tok.subject);
+        for (i = 0; i < tok.nsans && i < SCEP_AUTHZ_MAX_SANS; i++)
+            snprintf(az->sans[i], sizeof(az->sans[i]), "%s", tok.sans[i]);
+        az->nsans = i;
+        snprintf(az->eku, sizeof(az->eku), "%s", tok.eku);
+        snprintf(az->device, sizeof(az->device), "%s", tok.device);
+        snprintf(az->sid, sizeof(az->sid), "%s", tok.sid);
+        snprintf(az->nonce, sizeof(az->nonce), "%s", tok.nonce);
+        az->nonce_expires = tok.expires;
+        snprintf(az->actor, sizeof(az->actor), "token:%s", tok.nonce);
+        return SCEP_OK;
+    }
+    case SCEP_MODE_WEBHOOK: {
+        struct scep_webhook_cfg cfg;
+        struct scep_webhook_req wr;
+        char challenge[SCEP_MAX_CHALLENGE + 1];
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.url = ep->webhook_url;
+        cfg.hmac_key = ep->has_mode_key ? ep->mode_key : NULL;
+        cfg.hmac_key_len = ep->has_mode_key ? sizeof(ep->mode_key) : 0;
+        cfg.bearer = ep->webhook_bearer[0] ? ep->webhook_bearer : NULL;
+        cfg.timeout_ms = ep->webhook_timeout_ms;
+        snprintf(challenge, sizeof(challenge), "%.*s", (int)chlen, chal);
+        memset(&wr, 0, sizeof(wr));
+        wr.transaction_id = txid;
+        wr.csr_der = csr_der;
+        wr.csr_len = csr_len;
+        wr.endpoint = ep->name;
+        wr.challenge = challenge;
+        rc = scep_webhook_validate(&cfg, &wr, why, whylen);
+        OPENSSL_cleanse(challenge, sizeof(challenge));
+        snprintf(az->actor, sizeof(az->actor), "webhook");
+        return rc;
+    }
+    case SCEP_MODE_INTUNE: {
+        char *b64 = b64_of(csr_der, csr_len);
+        if (b64 == NULL)
+            return SCEP_E_NOMEM;
+        rc = scep_intune_validate(ep->intune, txid, b64, why, whylen);
+        free(b64);
+        snprintf(az->actor, sizeof(az->actor), "intune");
+        return rc;
+    }
+    }
+    return SCEP_E_CHALLENGE;
+}
+
+/* ISO 8601 UTC with milliseconds, as Intune wants expiration dates. */
+static void
+iso8601(time_t t, char *out, size_t outlen)
+{
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, outlen, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+}
+
+/*
+ * The HRESULT a failure is reported with (Intune failureNotification and
+ * our failure events): access denied for authorization, the Certificate
+ * Services codes for what the request asked, E_FAIL for the rest.
+ */
+static long
+hresult_of(enum scep_err e)
+{
+    switch (e) {
+    case SCEP_E_CHALLENGE:
+    case SCEP_E_CHALLENGE_MISSING:
+    case SCEP_E_CHALLENGE_USED:
+    case SCEP_E_CHALLENGE_EXPIRED:
+    case SCEP_E_TOKEN:
+    case SCEP_E_ACCOUNT_DISABLED:
+    case SCEP_E_DENIED:
+        return (long)0x80070005L; /* E_ACCESSDENIED */
+    case SCEP_E_NAME_POLICY:
+    case SCEP_E_CHALLENGE_IDENTITY:
+    case SCEP_E_DUPLICATE_SUBJECT:
+        return (long)0x80094001L; /* CERTSRV_E_BAD_REQUESTSUBJECT */
+    case SCEP_E_KEY_POLICY:
+        return (long)0x80094811L; /* CERTSRV_E_KEY_LENGTH */
+    case SCEP_E_EKU_POLICY:
+        return (long)0x80094800L; /* CERTSRV_E_UNSUPPORTED_CERT_TYPE */
+    case SCEP_E_CSR_PARSE:
+    case SCEP_E_CSR_SIGNATURE:
+    case SCEP_E_POP:
+        return (long)0x80094004L; /* CERTSRV_E_BAD_REQUEST... (malformed request) */
+    default:
+        return (long)0x80004005L; /* E_FAIL */
+    }
+}
+
+/* The event of an issuance (success) or refusal (failure): the Intune fields and ours. */
+static char *
+event_json(const struct scep_endpoint *ep, const struct scep_authz *az, const char *txid,
+           const char *csr_b64, X509 *cert, const char *serial, const char *sha1, enum scep_err e,
+           const char *why)
+{
+    json_t *o = json_object();
+    char *out = NULL;
+
+    if (o == NULL)
+        return NULL;
+    json_object_set_new(o, "endpoint", json_string(ep->name));
+    json_object_set_new(o, "transactionId", json_string(txid));
+    json_object_set_new(o, "mode", json_string(scep_mode_name(ep->mode)));
+    json_object_set_new(o, "time", json_integer((json_int_t)time(NULL)));
+    if (csr_b64 != NULL)
+        json_object_set_new(o, "certificateRequest", json_string(csr_b64));
+    if (az != NULL && az->actor[0] != '\0')
+        json_object_set_new(o, "actor", json_string(az->actor));
+    if (az != NULL && az->device[0] != '\0')
+        json_object_set_new(o, "deviceId", json_string(az->device));
+    if (cert != NULL) {
+        char exp[40], *issuer = scep_name_to_text(X509_get_issuer_name(cert));
+        iso8601(asn1_to_time(X509_get0_notAfter(cert)), exp, sizeof(exp));
+        json_object_set_new(o, "event", json_string("success"));
+        json_object_set_new(o, "certificateThumbprint", json_string(sha1));
+        json_object_set_new(o, "certificateSerialNumber", json_string(serial));
+        json_object_set_new(o, "certificateExpirationDate", json_string(exp));
+        json_object_set_new(o, "issuingCertificateAuthority", json_string(issuer ? issuer : ""));
+        free(issuer);
+    } else {
+        char desc[256];
+        snprintf(desc, sizeof(desc), "%s%s%s", scep_strerror(e), why && why[0] ? ": " : "",
+                 why ? why : "");
+        json_object_set_new(o, "event", json_string("failure"));
+        json_object_set_new(o, "hResult", json_integer((json_int_t)hresult_of(e)));
+        json_object_set_new(o, "errorCode", json_string(scep_errname(e)));
+        json_object_set_new(o, "errorDescription", json_string(desc));
+    }
+    out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return out;
+}
+
 /* ca is the endpoint's current CA or one it rolled over from (follows next_id). */
 static int
 in_lineage(const struct ep_table *t, const struct ca_entry *ca, int64_t current)
@@ -855,7 +1332,7 @@ in_lineage(const struct ep_table *t, const struct ca_entry *ca, int64_t current)
     for (steps = 0; ca != NULL && steps < 64; steps++) {
         if (ca->id == current)
             return 1;
-        ca = ca->next_id != 0 ? ca_by_id(t, ca->next_id) : NULL;
+        ca = ca->next_id != 0 ? svc_ca_by_id(t, ca->next_id) : NULL;
     }
     return 0;
 }
@@ -874,7 +1351,7 @@ our_certificate(const struct scep_service *svc, const struct scep_endpoint *ep, 
     int n, same;
     enum scep_err rc;
 
-    const struct ep_table *t = tbl(svc);
+    const struct ep_table *t = svc_tbl(svc);
     const struct ca_entry *issuer = NULL;
     size_t i;
 
@@ -951,6 +1428,65 @@ check_renewal(const struct scep_endpoint *ep, const struct scep_cert_info *old, 
     return ok ? SCEP_OK : SCEP_E_RENEWAL_IDENTITY;
 }
 
+/* The profile's duplicate-subject rule for the certificate about to be stored. */
+static enum scep_err
+duplicate_rule(const struct scep_service *svc, const struct scep_endpoint *ep,
+               const struct scep_authz *az, X509_REQ *req, const struct scep_cert_row *cr,
+               int renewal, struct scep_commit_extra *x)
+{
+    const struct scep_profile_row *p = choose_profile(svc, ep, az, req);
+    int64_t n = 0;
+    enum scep_err rc;
+
+    x->revoke_same_subject = 0;
+    if (p == NULL || strcmp(p->duplicate_subject, "allow") == 0 || p->duplicate_subject[0] == '\0')
+        return SCEP_OK;
+    if (strcmp(p->duplicate_subject, "revoke") == 0) {
+        x->revoke_same_subject = 1; /* in the issuance's own commit */
+        return SCEP_OK;
+    }
+    if (renewal)
+        return SCEP_OK; /* a renewal replaces its own certificate */
+    if ((rc = scep_store_count_valid_subject(svc->store, ep->ca_id, cr->subject,
+                                             (int64_t)time(NULL), &n)) != SCEP_OK)
+        return rc;
+    return n > 0 ? SCEP_E_DUPLICATE_SUBJECT : SCEP_OK;
+}
+
+/*
+ * A refused enrollment: audit row and failure event (riding the next group
+ * commit), and for Intune a failureNotification when the request had been
+ * validated (not for the service's own errors, seed 003).
+ */
+static void
+refused(const struct scep_service *svc, const struct scep_endpoint *ep, const struct scep_authz *az,
+        const char *txid, const char *csr_b64, enum scep_err e, const char *why, int validated)
+{
+    char *ev = event_json(ep, az, txid, csr_b64, NULL, NULL, NULL, e, why);
+    char reason[300];
+    enum scep_err rc;
+
+    snprintf(reason, sizeof(reason), "%s%s%s", scep_errname(e), why && why[0] ? ": " : "",
+             why ? why : "");
+    rc = scep_store_record_refusal(svc->store, ep->id, ep->name, txid,
+                                   az->actor[0] ? az->actor : "unauthenticated", reason, ev,
+                                   ep->notify_url[0] != '\0' && ev != NULL);
+    if (rc != SCEP_OK)
+        scep_log(SCEP_LOG_WARN, "audit", "refusal not recorded endpoint=%s err=%s", ep->name,
+                 scep_errname(rc));
+    if (validated && ep->intune != NULL && csr_b64 != NULL) {
+        char desc[256], ewhy[256];
+        snprintf(desc, sizeof(desc), "%s", scep_strerror(e));
+        if (scep_intune_failure(ep->intune, txid, csr_b64, hresult_of(e), desc, ewhy,
+                                sizeof(ewhy)) != SCEP_OK)
+            scep_log(SCEP_LOG_WARN, "intune",
+                     "failureNotification not accepted endpoint=%s "
+                     "why=\"%s\"",
+                     ep->name, ewhy);
+    }
+    free(ev);
+}
+
 static void
 pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const struct scep_pkimsg *m,
         struct scep_result *r)
@@ -969,11 +1505,18 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
     unsigned char *kept = NULL;
     size_t kept_len = 0;
     struct scep_cert_info old;
+    struct scep_authz az;
+    struct scep_commit_extra x;
+    char txid[200], why[256], *csr_b64 = NULL, *event = NULL;
     enum scep_err rc;
-    int attempt, renewal;
+    int attempt, renewal, validated = 0;
 
     chal[0] = '\0';
+    why[0] = '\0';
     memset(&old, 0, sizeof(old));
+    memset(&az, 0, sizeof(az));
+    memset(&x, 0, sizeof(x));
+    txid_text(m->txid, m->txid_len, txid, sizeof(txid));
     /* Signed by a certificate we issued: a renewal, whatever the message type. */
     rc = our_certificate(svc, ep, m->signer, &old, old_serial);
     renewal = rc == SCEP_OK;
@@ -999,6 +1542,11 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
         goto fail;
     if ((rc = scep_spki_hash(X509_REQ_get_X509_PUBKEY(req), key_hash)) != SCEP_OK)
         goto fail;
+    /* the request as sent, for validation services and events */
+    if ((csr_b64 = b64_of(inner, innerlen)) == NULL) {
+        rc = SCEP_E_NOMEM;
+        goto fail;
+    }
     /*
      * The CSR carries the challenge in clear: what is kept is a keyed hash
      * of the whole request (for retransmissions) and the CSR without its
@@ -1042,23 +1590,22 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
         /* Authorization by the certificate being renewed; no challenge. */
         if ((rc = check_renewal(ep, &old, m->signer, req)) != SCEP_OK)
             goto fail;
+        az.mode = "renewal";
+        snprintf(az.actor, sizeof(az.actor), "renewal:%s", old_serial);
         goto authorized;
     }
-    /* Authorization: the static challenge of this endpoint. */
+    /* Authorization: the challenge, as the endpoint's mode reads it. */
     rc = scep_csr_challenge(req, chal, sizeof(chal), &chlen);
-    if (rc == SCEP_E_NO_ENTRY) {
+    if (rc == SCEP_E_NO_ENTRY && ep->mode != SCEP_MODE_WEBHOOK) {
         rc = SCEP_E_CHALLENGE_MISSING;
         goto fail;
     }
-    if (rc != SCEP_OK)
+    if (rc != SCEP_OK && rc != SCEP_E_NO_ENTRY)
         goto fail;
-    if (!ep->has_challenge_hash) {
-        rc = SCEP_E_CHALLENGE;
+    if ((rc = authorize(svc, ep, m, inner, innerlen, chal, chlen, &az, why, sizeof(why))) !=
+        SCEP_OK)
         goto fail;
-    }
-    if ((rc = scep_challenge_check(svc->secret, sizeof(svc->secret), chal, chlen,
-                                   ep->challenge_hash)) != SCEP_OK)
-        goto fail;
+    validated = ep->mode == SCEP_MODE_INTUNE;
 authorized:
     if ((rc = scep_issue_check_names(req)) != SCEP_OK)
         goto fail;
@@ -1091,6 +1638,16 @@ authorized:
         goto out;
     }
 
+    x.consume_challenge = az.challenge_id;
+    x.nonce = az.nonce[0] ? az.nonce : NULL;
+    x.nonce_expires = az.nonce_expires;
+    x.account_id = az.account_id;
+    x.device_id = az.device;
+    x.event_kind = "success";
+    x.event_pending = ep->notify_url[0] != '\0';
+    x.audit_actor = az.actor;
+    x.audit_action = renewal ? "renew" : "issue";
+    x.endpoint_name = ep->name;
     for (attempt = 0; attempt < ISSUE_ATTEMPTS; attempt++) {
         struct scep_cert_row cr;
         struct scep_commit job;
@@ -1101,9 +1658,42 @@ authorized:
         cert = NULL;
         OPENSSL_free(cert_der);
         cert_der = NULL;
-        if ((rc = issue_for(svc, ep, req, m->txid, m->txid_len, &cert, &cert_der, &cr, &subject,
-                            &sans)) != SCEP_OK)
+        if ((rc = issue_for(svc, ep, req, &az, m->txid, m->txid_len, &cert, &cert_der, &cr,
+                            &subject, &sans)) != SCEP_OK)
             goto fail;
+        if ((rc = duplicate_rule(svc, ep, &az, req, &cr, renewal, &x)) != SCEP_OK) {
+            free(subject);
+            free(sans);
+            goto fail;
+        }
+        free(event);
+        event = event_json(ep, &az, txid, csr_b64, cert, cr.serial, cr.sha1, SCEP_OK, NULL);
+        if (event == NULL) {
+            free(subject);
+            free(sans);
+            rc = SCEP_E_NOMEM;
+            goto fail;
+        }
+        x.event_json = event;
+        if (ep->mode == SCEP_MODE_INTUNE) {
+            /*
+             * Intune is told before the certificate can leave (seed 003):
+             * if it does not accept the notification, nothing is returned.
+             */
+            char exp[40], *issuer = scep_name_to_text(X509_get_issuer_name(cert));
+            iso8601((time_t)cr.not_after, exp, sizeof(exp));
+            rc = issuer == NULL ? SCEP_E_NOMEM
+                                : scep_intune_success(ep->intune, txid, csr_b64, cr.sha1, cr.serial,
+                                                      exp, issuer, why, sizeof(why));
+            free(issuer);
+            if (rc != SCEP_OK) {
+                free(subject);
+                free(sans);
+                rc = rc == SCEP_E_NOMEM ? rc : SCEP_E_NOTIFY;
+                validated = 0; /* no failureNotification after a failed success one */
+                goto fail;
+            }
+        }
         snprintf(serial, sizeof(serial), "%s", cr.serial);
         memset(&row, 0, sizeof(row));
         row.endpoint_id = ep->id;
@@ -1118,7 +1708,7 @@ authorized:
          * batch is made durable, and release the reply only after that.
          */
         rc = scep_store_commit_begin(svc->store, &job, &row, kept, kept_len, &cr,
-                                     renewal && ep->revoke_on_renewal ? old_serial : NULL);
+                                     renewal && ep->revoke_on_renewal ? old_serial : NULL, &x);
         if (rc == SCEP_OK) {
             reply_success(ep, m, cert, &env, r);
             rc = scep_store_commit_wait(svc->store, &job);
@@ -1159,7 +1749,10 @@ authorized:
     rc = SCEP_E_STORE;
 fail:
     reply_status(ep, m, rc, SCEP_STATUS_FAILURE, r);
+    refused(svc, ep, &az, txid, csr_b64, rc, why, validated);
 out:
+    free(event);
+    free(csr_b64);
     OPENSSL_free(kept);
     free(old.der);
     OPENSSL_cleanse(chal, sizeof(chal));
@@ -1239,7 +1832,7 @@ collect_revoked(void *arg, const char *serial, int64_t at, int reason)
 static enum scep_err
 make_crl(const struct scep_service *svc, int64_t ca_id)
 {
-    const struct ca_entry *ca = ca_by_id(tbl(svc), ca_id);
+    const struct ca_entry *ca = svc_ca_by_id(svc_tbl(svc), ca_id);
     struct revoked_list l;
     unsigned char *der = NULL, *old = NULL;
     size_t len = 0, oldlen = 0, i;
@@ -1295,7 +1888,7 @@ scep_service_crl(const struct scep_service *svc, int64_t ca_id, unsigned char **
 int64_t
 scep_service_ca_by_name(const struct scep_service *svc, const char *name, size_t len)
 {
-    const struct ep_table *t = tbl(svc);
+    const struct ep_table *t = svc_tbl(svc);
     size_t i;
 
     for (i = 0; i < t->ncas; i++)
@@ -1321,7 +1914,7 @@ scep_service_revoke(const struct scep_service *svc, const char *serial, int reas
 void
 scep_service_maintain(const struct scep_service *svc)
 {
-    const struct ep_table *t = tbl(svc);
+    const struct ep_table *t = svc_tbl(svc);
     size_t i;
 
     /* every CA, also those rolled over: their certificates are still revocable */
@@ -1406,7 +1999,7 @@ getcert_getcrl(const struct scep_service *svc, const struct scep_endpoint *ep,
     }
     if (rc != SCEP_OK)
         goto fail;
-    if ((cert = der_to_cert(info.der, info.der_len)) == NULL) {
+    if ((cert = svc_der_to_cert(info.der, info.der_len)) == NULL) {
         rc = SCEP_E_STORE;
         goto fail;
     }
@@ -1480,12 +2073,12 @@ out:
     ERR_clear_error();
 }
 
-static const struct scep_endpoint *
-endpoint_by_id(const struct scep_service *svc, int64_t id)
+const struct scep_endpoint *
+svc_endpoint_by_id(const struct scep_service *svc, int64_t id)
 {
     size_t i;
 
-    const struct ep_table *t = tbl(svc);
+    const struct ep_table *t = svc_tbl(svc);
 
     for (i = 0; i < t->neps; i++)
         if (t->eps[i].id == id)
@@ -1513,7 +2106,7 @@ scep_service_approve(const struct scep_service *svc, int64_t req_id, char *seria
         rc = SCEP_E_NOT_PENDING;
         goto out;
     }
-    if ((ep = endpoint_by_id(svc, row.endpoint_id)) == NULL) {
+    if ((ep = svc_endpoint_by_id(svc, row.endpoint_id)) == NULL) {
         rc = SCEP_E_NO_ENTRY;
         goto out;
     }
@@ -1526,7 +2119,8 @@ scep_service_approve(const struct scep_service *svc, int64_t req_id, char *seria
         unsigned char *der = NULL;
         char *subject = NULL, *sans = NULL;
 
-        rc = issue_for(svc, ep, req, row.txid, row.txid_len, &cert, &der, &cr, &subject, &sans);
+        rc = issue_for(svc, ep, req, NULL, row.txid, row.txid_len, &cert, &der, &cr, &subject,
+                       &sans);
         if (rc == SCEP_OK)
             rc = scep_store_complete_pending(svc->store, req_id, &cr);
         if (rc == SCEP_OK) {
@@ -1633,8 +2227,8 @@ successor_name(const X509_NAME *cur, int gen)
     return n;
 }
 
-static enum scep_err
-cert_der_of(X509 *x, unsigned char **der, size_t *len)
+enum scep_err
+svc_cert_der_of(X509 *x, unsigned char **der, size_t *len)
 {
     int n;
 
@@ -1667,14 +2261,15 @@ scep_service_rollover(struct scep_service *svc, const char *endpoint, int self_s
     memset(&next, 0, sizeof(next));
     errbuf[0] = '\0';
     pthread_mutex_lock(&svc->reload_mu);
-    t = tbl(svc);
+    t = svc_tbl(svc);
     ep = scep_service_endpoint(svc, endpoint, endpoint != NULL ? strlen(endpoint) : 0);
     if (ep == NULL) {
         snprintf(errbuf, errlen, "no endpoint %s", endpoint ? endpoint : SCEP_DEFAULT_ENDPOINT);
         rc = SCEP_E_NO_ENTRY;
         goto out;
     }
-    if (ep->next_ca_cert != NULL || (cur = ca_by_id(t, ep->ca_id)) == NULL || cur->next_id != 0) {
+    if (ep->next_ca_cert != NULL || (cur = svc_ca_by_id(t, ep->ca_id)) == NULL ||
+        cur->next_id != 0) {
         snprintf(errbuf, errlen, "a rollover is already prepared for %s; switch to it first",
                  ep->name);
         rc = SCEP_E_CONFLICT;
@@ -1723,8 +2318,8 @@ scep_service_rollover(struct scep_service *svc, const char *endpoint, int self_s
         snprintf(next.name, sizeof(next.name), "%.40s-g%d", base, gen);
     }
     snprintf(next.key_ref, sizeof(next.key_ref), "%s", f_cakey);
-    if ((rc = cert_der_of(ca, &next.cert_der, &next.cert_len)) != SCEP_OK ||
-        (rc = cert_der_of(ra, &ra_der, &ra_len)) != SCEP_OK)
+    if ((rc = svc_cert_der_of(ca, &next.cert_der, &next.cert_len)) != SCEP_OK ||
+        (rc = svc_cert_der_of(ra, &ra_der, &ra_len)) != SCEP_OK)
         goto out;
     rc = scep_store_prepare_rollover(svc->store, ep->id, cur->id, &next, ra_der, ra_len, f_rakey,
                                      &next_id);
@@ -1734,7 +2329,7 @@ scep_service_rollover(struct scep_service *svc, const char *endpoint, int self_s
     }
     scep_log(SCEP_LOG_INFO, "ca", "rollover prepared endpoint=%s next_ca=%s signed_by=%s", ep->name,
              next.name, self_signed ? "itself" : cur->name);
-    rc = reload(svc, errbuf, errlen);
+    rc = svc_reload(svc, errbuf, errlen);
 out:
     pthread_mutex_unlock(&svc->reload_mu);
     OPENSSL_free(next.cert_der);
@@ -1766,7 +2361,7 @@ scep_service_switch_ca(struct scep_service *svc, const char *endpoint, char *err
                                        : scep_strerror(rc));
     } else {
         scep_log(SCEP_LOG_INFO, "ca", "switched endpoint=%s to its next CA", ep->name);
-        rc = reload(svc, errbuf, errlen);
+        rc = svc_reload(svc, errbuf, errlen);
     }
     pthread_mutex_unlock(&svc->reload_mu);
     return rc;
@@ -1775,7 +2370,7 @@ scep_service_switch_ca(struct scep_service *svc, const char *endpoint, char *err
 enum scep_err
 scep_service_each_ca(const struct scep_service *svc, scep_service_ca_cb cb, void *arg)
 {
-    const struct ep_table *t = tbl(svc);
+    const struct ep_table *t = svc_tbl(svc);
     size_t i, j;
 
     for (i = 0; i < t->ncas; i++) {
@@ -1816,7 +2411,7 @@ scep_service_add_profile(struct scep_service *svc, const struct scep_profile_row
     if (rc == SCEP_E_CONFLICT)
         snprintf(errbuf, errlen, "a profile with this name or template exists");
     else if (rc == SCEP_OK)
-        rc = reload(svc, errbuf, errlen);
+        rc = svc_reload(svc, errbuf, errlen);
     pthread_mutex_unlock(&svc->reload_mu);
     if (rc == SCEP_OK)
         scep_log(SCEP_LOG_INFO, "service", "profile added name=%s", p->name);
@@ -1826,7 +2421,7 @@ scep_service_add_profile(struct scep_service *svc, const struct scep_profile_row
 enum scep_err
 scep_service_each_profile(const struct scep_service *svc, scep_profile_cb cb, void *arg)
 {
-    const struct ep_table *t = tbl(svc);
+    const struct ep_table *t = svc_tbl(svc);
     size_t i;
 
     for (i = 0; i < t->nprofiles; i++)

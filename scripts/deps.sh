@@ -3,7 +3,7 @@
 # Runs apt-get only when something is missing, so repeated runs are quick.
 set -eu
 PKGS="build-essential cmake pkg-config libssl-dev libmicrohttpd-dev libsqlite3-dev
-libjansson-dev libcurl4-openssl-dev libcmocka-dev libjemalloc-dev sqlite3 openssl python3 curl
+libjansson-dev libcurl4-openssl-dev libcmocka-dev libjemalloc-dev sqlite3 openssl python3 python3-cryptography curl
 scep strongswan-pki libstrongswan-extra-plugins certmonger dbus clang-format
 clang-14 libclang-rt-14-dev"
 missing=""

@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "scepd/err.h"
 
@@ -26,6 +27,13 @@ struct scep_issue_opts {
     const char *cdp_url;        /* CRL distribution point URI, or NULL */
     const char *eku;            /* extendedKeyUsage list; NULL: clientAuth */
     long long validity_seconds; /* when > 0 and shorter than validity_days: this instead */
+    /* Set by policy (policy.h); NULL/0 keeps the CSR's subject and SANs and default usages: */
+    const X509_NAME *subject; /* the subject to issue */
+    int use_sans;             /* 1: exactly sans below (NULL for none), not the CSR's */
+    const GENERAL_NAMES *sans;
+    const char *key_usage; /* keyUsage list; NULL: by key type */
+    const char *aia_url;   /* caIssuers URL, or NULL */
+    const char *sid;       /* Windows SID: SAN URI + extension 1.3.6.1.4.1.311.25.2 */
 };
 
 /*

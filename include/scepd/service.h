@@ -23,6 +23,21 @@
 /* Largest PKIOperation body accepted (POST body or decoded GET message). */
 #define SCEP_MAX_MESSAGE (256 * 1024)
 
+/* How an endpoint authorizes a new enrollment (docs/challenge-modes.md). */
+enum scep_mode {
+    SCEP_MODE_STATIC = 0, /* one secret per endpoint */
+    SCEP_MODE_ACCOUNT,    /* per-account access codes */
+    SCEP_MODE_ONETIME,    /* single-use challenges minted by the admin API */
+    SCEP_MODE_SIGNED,     /* stateless tokens signed with the endpoint key (token.h) */
+    SCEP_MODE_WEBHOOK,    /* an external service decides (webhook.h) */
+    SCEP_MODE_INTUNE,     /* Microsoft Intune validates (intune.h) */
+};
+/* "static" ... for a mode; NULL for none.  Parse: -1 when unknown. */
+const char *scep_mode_name(enum scep_mode m);
+int scep_mode_parse(const char *name);
+
+struct scep_intune;
+
 struct scep_endpoint {
     int64_t id;
     char name[SCEP_NAME_MAX];
@@ -56,6 +71,22 @@ struct scep_endpoint {
     const char *cacert_type;
     char caps[160]; /* cached GetCACaps body */
     size_t caps_len;
+    /* who may enroll (issue 6): */
+    char organization[128]; /* fixed O of every certificate, or "" */
+    char department[128];   /* fixed OU, or "" */
+    int64_t profile_id;     /* 0: template-selected or built-in default */
+    enum scep_mode mode;
+    unsigned char mode_key[32]; /* signed: token key; webhook: body HMAC key */
+    int has_mode_key;
+    char webhook_url[512];
+    long webhook_timeout_ms;
+    char webhook_bearer[256];
+    struct scep_intune *intune; /* mode intune: the client (owned) */
+    char notify_url[512];       /* events delivered here, or "" */
+    unsigned char notify_key[32];
+    int has_notify_key;
+    int max_outstanding; /* one-time challenges not yet used nor expired */
+    int challenge_ttl;   /* default lifetime of a one-time challenge, seconds */
 };
 
 struct scep_service;

@@ -11,13 +11,17 @@
  * standard base64 with padding (every character is PrintableString-safe,
  * so any client can carry it as challengePassword).  Payload members:
  *   "ep"    endpoint name (required)       "exp"  expiry, Unix seconds (required)
- *   "nonce" 16..64 chars [A-Za-z0-9+/=-_] (required, recorded on use)
+ *   "nonce" 16..64 chars [A-Za-z0-9+/=_-] (required, recorded on use)
  *   "sub"   subject DN text "CN=dev1,O=Acme" (optional: bound subject)
  *   "san"   array of "DNS:x" "email:x" "IP:x" "URI:x" (optional: allowed SANs)
  *   "eku"   "clientAuth,serverAuth,1.2.3" (optional: allowed EKUs)
  *   "dev"   device id (optional)            "sid"  Windows SID S-1-5-... (optional)
  * Unknown members make the token invalid (a verifier must not ignore a
- * restriction it does not understand).
+ * restriction it does not understand).  Optional members are omitted when
+ * empty; a present but empty one ("san": [], "sub": "") is refused, not read
+ * as "unrestricted".  Text is UTF-8 without control characters; each SAN
+ * has a value after its type; "sid" is S-1-<digits>(-<digits>)+.  The key is
+ * at least 16 bytes (SCEP_E_INVALID_ARG otherwise, at sign and verify).
  *
  * Trusts nothing in the token before the MAC is checked; compares MACs in
  * constant time; never logs the token.
@@ -39,8 +43,8 @@ struct scep_token {
     char endpoint[64];
     int64_t expires; /* Unix seconds */
     char nonce[65];
-    char subject[256];                        /* "" when not bound */
-    char sans[SCEP_TOKEN_MAX_SANS][256];      /* "DNS:dev1.example.com" ... */
+    char subject[256];                   /* "" when not bound */
+    char sans[SCEP_TOKEN_MAX_SANS][256]; /* "DNS:dev1.example.com" ... */
     size_t nsans;
     char eku[256];    /* "" when not restricted */
     char device[128]; /* "" when none */
