@@ -186,4 +186,129 @@ enum scep_err scep_service_each_profile(const struct scep_service *svc, scep_pro
 /* A plain-text HTTP error reply for err (no CertRep possible). */
 void scep_service_http_error(enum scep_err err, struct scep_result *r);
 
+/* ---- administration of endpoints, accounts, challenges (lib/service_admin.c) ---- */
+
+/*
+ * An endpoint to add or change.  Strings "" and numbers -1 mean "not
+ * given" (keep the current value on update; the default on add).
+ * organization and department are fixed once created: an update that gives
+ * them fails.  Secrets (static challenge, webhook bearer, Intune key) are
+ * written to DIR/secrets/<name>.<kind> (0600) or hashed, never stored in
+ * the database in clear nor logged.
+ */
+struct scep_endpoint_spec {
+    char name[SCEP_NAME_MAX];    /* URL segment: [a-z0-9._-], 1..63 */
+    char ca[SCEP_NAME_MAX];      /* add: an existing CA by name; "" with new_ca_subject: a new CA */
+    char new_ca_subject[256];    /* add: make a new self-signed CA with this subject */
+    char new_ca_key[16];         /* "rsa:2048" (default) ... "ec:p384" */
+    char profile[SCEP_NAME_MAX]; /* profile name; "-" to clear */
+    char organization[128];
+    char department[128];
+    int validity_days;         /* 1..36500 */
+    char getcacert_format[16]; /* "chain" | "single" */
+    char getcert_format[16];   /* "single" | "chain" */
+    char mode[16];             /* scep_mode_name() */
+    char challenge[256];       /* mode static: the shared challenge */
+    char approval[16];         /* "auto" | "manual" (manual only with static or webhook) */
+    int enabled;               /* 0/1 */
+    char webhook_url[512];
+    long webhook_timeout_ms;
+    char webhook_bearer[256];
+    char intune_tenant[128];
+    char intune_app_id[128];
+    char intune_app_key[512];
+    char intune_provider[128];
+    char intune_proxy[256];
+    char intune_login_url[256];
+    char intune_graph_url[256];
+    char intune_resource_url[256];
+    char notify_url[512]; /* "-" to clear */
+    int max_outstanding;
+    int challenge_ttl; /* seconds */
+    int rotate_key;    /* update: new token / webhook HMAC / notify keys */
+};
+/* A spec with every field "not given". */
+void scep_endpoint_spec_init(struct scep_endpoint_spec *s);
+
+/*
+ * Keys an administrator must hand to others, shown once: the signed-token
+ * key (for an MDM that mints tokens), the webhook HMAC key (for the webhook
+ * to check scepd's signature), the notify HMAC key (for the event
+ * receiver), the generated static challenge.  Hex or text; "" when none.
+ */
+struct scep_endpoint_keys {
+    char token_key[65];
+    char webhook_key[65];
+    char notify_key[65];
+    char challenge[128];
+};
+
+enum scep_err scep_service_add_endpoint(struct scep_service *svc,
+                                        const struct scep_endpoint_spec *spec, const char *actor,
+                                        struct scep_endpoint_keys *keys, char *errbuf,
+                                        size_t errlen) SCEP_WUR;
+enum scep_err scep_service_update_endpoint(struct scep_service *svc,
+                                           const struct scep_endpoint_spec *spec, const char *actor,
+                                           struct scep_endpoint_keys *keys, char *errbuf,
+                                           size_t errlen) SCEP_WUR;
+/* enabled 0: the endpoint answers 404 until enabled again. */
+enum scep_err scep_service_enable_endpoint(struct scep_service *svc, const char *name, int enabled,
+                                           const char *actor, char *errbuf, size_t errlen) SCEP_WUR;
+/* JSON description of one endpoint (malloc'ed, no secrets) or of all (name NULL). */
+enum scep_err scep_service_describe_endpoints(const struct scep_service *svc, const char *name,
+                                              char **json) SCEP_WUR;
+
+/* Accounts (mode "account"): code_out receives the access code, shown once. */
+enum scep_err scep_service_add_account(struct scep_service *svc, const char *endpoint,
+                                       const char *name, const char *organization,
+                                       const char *department, const char *profile,
+                                       int validity_days, const char *code, const char *actor,
+                                       char *code_out, size_t code_len, char *errbuf,
+                                       size_t errlen) SCEP_WUR;
+/* op: "disable" | "enable" | "rotate-code" (code_out gets the new code). */
+enum scep_err scep_service_account_op(struct scep_service *svc, const char *endpoint,
+                                      const char *name, const char *op, const char *actor,
+                                      char *code_out, size_t code_len, char *errbuf,
+                                      size_t errlen) SCEP_WUR;
+enum scep_err scep_service_describe_accounts(const struct scep_service *svc, const char *endpoint,
+                                             char **json) SCEP_WUR;
+
+/*
+ * A one-time challenge for endpoint (mode "one-time"): ttl seconds (0: the
+ * endpoint's default), bound to subject ("" none), sans ("DNS:a,IP:b"),
+ * device and sid.  SCEP_E_CHALLENGE_CAP when the endpoint has too many
+ * outstanding.  out receives the challenge (shown once).
+ */
+enum scep_err scep_service_new_challenge(struct scep_service *svc, const char *endpoint, int ttl,
+                                         const char *subject, const char *sans, const char *device,
+                                         const char *sid, const char *actor, char *out,
+                                         size_t outlen, char *errbuf, size_t errlen) SCEP_WUR;
+enum scep_err scep_service_describe_challenges(const struct scep_service *svc, const char *endpoint,
+                                               char **json) SCEP_WUR;
+/* A signed token (mode "signed") minted with the endpoint's key: see token.h. */
+enum scep_err scep_service_sign_token(struct scep_service *svc, const char *endpoint, int ttl,
+                                      const char *subject, const char *sans, const char *eku,
+                                      const char *device, const char *sid, const char *actor,
+                                      char *out, size_t outlen, char *errbuf,
+                                      size_t errlen) SCEP_WUR;
+
+/* Profiles: add or replace every setting (checked by scep_policy_check_profile). */
+enum scep_err scep_service_update_profile(struct scep_service *svc,
+                                          const struct scep_profile_row *p, const char *actor,
+                                          char *errbuf, size_t errlen) SCEP_WUR;
+
+/* Events (outbox) and the audit trail, newest first, as JSON arrays (malloc'ed). */
+enum scep_err scep_service_describe_events(const struct scep_service *svc, const char *status,
+                                           int limit, char **json) SCEP_WUR;
+enum scep_err scep_service_describe_audit(const struct scep_service *svc, int limit,
+                                          char **json) SCEP_WUR;
+
+/*
+ * Deliver due events (outbox) to their endpoint's notify URL, at most
+ * limit; failures are retried with exponential backoff (30 s doubling to
+ * 1 h) and given up ("dead") after 12 attempts.  Returns how many were
+ * delivered.  The daemon calls it every few seconds from one thread.
+ */
+int scep_service_deliver_events(const struct scep_service *svc, int limit);
+
 #endif
