@@ -395,15 +395,25 @@ do_serve(const struct opts *o)
                 scep_http_port(http), o->data);
     }
     scep_log(SCEP_LOG_INFO, "main", "serving data=%s", o->data);
-    /* The main thread waits for a signal and does the periodic work (CRLs). */
+    /*
+     * The main thread waits for a signal and does the periodic work: event
+     * delivery (the outbox, every 2 s, a bounded batch so a slow receiver
+     * cannot hold shutdown long) and CRLs (every minute).
+     */
     scep_service_maintain(svc);
-    for (;;) {
-        struct timespec ts = {60, 0};
-        sig = sigtimedwait(&set, NULL, &ts);
-        if (sig == SIGINT || sig == SIGTERM)
-            break;
-        if (sig < 0)
-            scep_service_maintain(svc);
+    {
+        time_t last_maintain = time(NULL);
+        for (;;) {
+            struct timespec ts = {2, 0};
+            sig = sigtimedwait(&set, NULL, &ts);
+            if (sig == SIGINT || sig == SIGTERM)
+                break;
+            (void)scep_service_deliver_events(svc, 16);
+            if (time(NULL) - last_maintain >= 60) {
+                scep_service_maintain(svc);
+                last_maintain = time(NULL);
+            }
+        }
     }
     scep_log(SCEP_LOG_INFO, "main", "stopping signal=%d", sig);
     rc = 0;

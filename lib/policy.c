@@ -236,6 +236,13 @@ build_subject(X509_REQ *req, const struct scep_profile_row *p, const struct scep
         if (nid == NID_undef || in_list(p->subject_forbid, OBJ_nid2sn(nid)))
             goto out;
     }
+    if (az->keep_subject) {
+        /* a renewal: check_renewal made sure it is the renewed certificate's subject */
+        X509_NAME_free(n);
+        if ((*out = X509_NAME_dup(csr)) == NULL)
+            return SCEP_E_NOMEM;
+        return SCEP_OK;
+    }
     if ((org[0] != '\0' && !add_text(n, NID_organizationName, org)) ||
         (dept[0] != '\0' && !add_text(n, NID_organizationalUnitName, dept))) {
         rc = SCEP_E_NOMEM;

@@ -1397,10 +1397,45 @@ same_names(const GENERAL_NAMES *a, const GENERAL_NAMES *b)
     return 1;
 }
 
-/* Renewal policy: state, validity, window, same identity (subject and SANs). */
+#define SID_URI_PREFIX "tag:microsoft.com,2022-09-14:sid:"
+
+/*
+ * Take the SID URI out of names (the renewed certificate's SANs) into sid:
+ * a SID came from an authorization, a renewal CSR cannot carry it (it
+ * would be refused as spoofing), and the renewal keeps it.
+ */
+static void
+take_sid(GENERAL_NAMES *names, char sid[96])
+{
+    int i;
+    size_t plen = strlen(SID_URI_PREFIX);
+
+    sid[0] = '\0';
+    for (i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
+        GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        const ASN1_STRING *u;
+        if (g->type != GEN_URI)
+            continue;
+        u = g->d.uniformResourceIdentifier;
+        if ((size_t)ASN1_STRING_length(u) > plen && (size_t)ASN1_STRING_length(u) < plen + 96 &&
+            strncasecmp((const char *)ASN1_STRING_get0_data(u), SID_URI_PREFIX, plen) == 0) {
+            snprintf(sid, 96, "%.*s", ASN1_STRING_length(u) - (int)plen,
+                     (const char *)ASN1_STRING_get0_data(u) + plen);
+            if (!scep_policy_sid_ok(sid))
+                sid[0] = '\0';
+            GENERAL_NAME_free(sk_GENERAL_NAME_delete(names, i));
+            i--;
+        }
+    }
+}
+
+/*
+ * Renewal policy: state, validity, window, same identity (subject and
+ * SANs; the SID of the renewed certificate, if any, goes to sid).
+ */
 static enum scep_err
 check_renewal(const struct scep_endpoint *ep, const struct scep_cert_info *old, X509 *signer,
-              X509_REQ *req)
+              X509_REQ *req, char sid[96])
 {
     time_t now = time(NULL);
     STACK_OF(X509_EXTENSION) * exts;
@@ -1421,6 +1456,7 @@ check_renewal(const struct scep_endpoint *ep, const struct scep_cert_info *old, 
         want = X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     have = X509_get_ext_d2i(signer, NID_subject_alt_name, NULL, NULL);
+    take_sid(have, sid);
     ok = same_names(want, have);
     GENERAL_NAMES_free(want);
     GENERAL_NAMES_free(have);
@@ -1460,9 +1496,10 @@ duplicate_rule(const struct scep_service *svc, const struct scep_endpoint *ep,
  */
 static void
 refused(const struct scep_service *svc, const struct scep_endpoint *ep, const struct scep_authz *az,
-        const char *txid, const char *csr_b64, enum scep_err e, const char *why, int validated)
+        const char *txid, const char *csr_b64, const char *kept_b64, enum scep_err e,
+        const char *why, int validated)
 {
-    char *ev = event_json(ep, az, txid, csr_b64, NULL, NULL, NULL, e, why);
+    char *ev = event_json(ep, az, txid, kept_b64, NULL, NULL, NULL, e, why);
     char reason[300];
     enum scep_err rc;
 
@@ -1507,7 +1544,7 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
     struct scep_cert_info old;
     struct scep_authz az;
     struct scep_commit_extra x;
-    char txid[200], why[256], *csr_b64 = NULL, *event = NULL;
+    char txid[200], why[256], *csr_b64 = NULL, *kept_b64 = NULL, *event = NULL;
     enum scep_err rc;
     int attempt, renewal, validated = 0;
 
@@ -1556,6 +1593,11 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
                                   csr_hash)) != SCEP_OK ||
         (rc = scep_csr_without_challenge(req, &kept, &kept_len)) != SCEP_OK)
         goto fail;
+    /* events carry the request without its challenge: readers of events are not its holders */
+    if ((kept_b64 = b64_of(kept, kept_len)) == NULL) {
+        rc = SCEP_E_NOMEM;
+        goto fail;
+    }
 
     /* A transaction we already know: answer from the store, change nothing. */
     rc = scep_store_find_request(svc->store, ep->id, m->txid, m->txid_len, &row, &stored,
@@ -1588,9 +1630,11 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
 
     if (renewal) {
         /* Authorization by the certificate being renewed; no challenge. */
-        if ((rc = check_renewal(ep, &old, m->signer, req)) != SCEP_OK)
+        if ((rc = check_renewal(ep, &old, m->signer, req, az.sid)) != SCEP_OK)
             goto fail;
+        /* the same identity: the subject as it was (checked equal above), not re-shaped */
         az.mode = "renewal";
+        az.keep_subject = 1;
         snprintf(az.actor, sizeof(az.actor), "renewal:%s", old_serial);
         goto authorized;
     }
@@ -1667,7 +1711,7 @@ authorized:
             goto fail;
         }
         free(event);
-        event = event_json(ep, &az, txid, csr_b64, cert, cr.serial, cr.sha1, SCEP_OK, NULL);
+        event = event_json(ep, &az, txid, kept_b64, cert, cr.serial, cr.sha1, SCEP_OK, NULL);
         if (event == NULL) {
             free(subject);
             free(sans);
@@ -1749,10 +1793,11 @@ authorized:
     rc = SCEP_E_STORE;
 fail:
     reply_status(ep, m, rc, SCEP_STATUS_FAILURE, r);
-    refused(svc, ep, &az, txid, csr_b64, rc, why, validated);
+    refused(svc, ep, &az, txid, csr_b64, kept_b64, rc, why, validated);
 out:
     free(event);
     free(csr_b64);
+    free(kept_b64);
     OPENSSL_free(kept);
     free(old.der);
     OPENSSL_cleanse(chal, sizeof(chal));

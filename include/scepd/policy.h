@@ -40,6 +40,7 @@ struct scep_authz {
     char eku[256];        /* EKUs allowed by the authorization, "" for the profile's */
     char device[128];     /* device id, "" for none */
     char sid[96];         /* Windows SID to put in the certificate, "" for none */
+    int keep_subject;     /* a renewal: the CSR subject as is (equal to the renewed one) */
     int64_t challenge_id; /* one-time challenge consumed with the issuance, 0: none */
     char nonce[65];       /* token nonce recorded with the issuance, "" for none */
     int64_t nonce_expires;
