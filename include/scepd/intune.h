@@ -24,16 +24,16 @@
 #include "scepd/err.h"
 
 struct scep_intune_cfg {
-    char tenant[128];   /* contoso.onmicrosoft.com or the tenant GUID */
-    char app_id[128];   /* Azure application (client) id */
-    char app_key[512];  /* application secret: never logged */
-    char provider[128]; /* PROVIDER_NAME_AND_VERSION, sent as callerInfo */
-    char proxy[256];    /* "" or http://host:port */
-    char login_url[256]; /* default https://login.microsoftonline.com */
-    char graph_url[256]; /* default https://graph.microsoft.com */
+    char tenant[128];       /* contoso.onmicrosoft.com or the tenant GUID */
+    char app_id[128];       /* Azure application (client) id */
+    char app_key[512];      /* application secret: never logged */
+    char provider[128];     /* PROVIDER_NAME_AND_VERSION, sent as callerInfo */
+    char proxy[256];        /* "" or http://host:port */
+    char login_url[256];    /* default https://login.microsoftonline.com */
+    char graph_url[256];    /* default https://graph.microsoft.com */
     char resource_url[256]; /* default https://api.manage.microsoft.com/ */
-    char ca_file[256];  /* extra trust anchors for https, "" for the system store */
-    long timeout_ms;    /* per HTTP request; <= 0 means 10000 */
+    char ca_file[256];      /* extra trust anchors for https, "" for the system store */
+    long timeout_ms;        /* per HTTP request; <= 0 means 10000 */
 };
 
 struct scep_intune;

@@ -25,12 +25,12 @@
 #include "scepd/err.h"
 
 struct scep_webhook_cfg {
-    const char *url;              /* http:// or https:// */
+    const char *url;               /* http:// or https:// */
     const unsigned char *hmac_key; /* signs every body; may be NULL (no signature header) */
     size_t hmac_key_len;
-    const char *bearer;   /* Authorization: Bearer, or NULL */
-    long timeout_ms;      /* whole request; <= 0 means 5000 */
-    const char *ca_file;  /* extra trust anchors for https, or NULL for the system store */
+    const char *bearer;  /* Authorization: Bearer, or NULL */
+    long timeout_ms;     /* whole request; <= 0 means 5000 */
+    const char *ca_file; /* extra trust anchors for https, or NULL for the system store */
 };
 
 struct scep_webhook_req {
@@ -56,7 +56,7 @@ enum scep_err scep_webhook_deliver(const struct scep_webhook_cfg *cfg, const cha
                                    size_t errlen) SCEP_WUR;
 
 /* The signature header value for body at time t into out ("t=...,v1=..."). */
-void scep_webhook_signature(const unsigned char *key, size_t keylen, long long t,
-                            const char *body, size_t bodylen, char *out, size_t outlen);
+void scep_webhook_signature(const unsigned char *key, size_t keylen, long long t, const char *body,
+                            size_t bodylen, char *out, size_t outlen);
 
 #endif
