@@ -1646,10 +1646,14 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
     }
     if (rc != SCEP_OK && rc != SCEP_E_NO_ENTRY)
         goto fail;
-    if ((rc = authorize(svc, ep, m, inner, innerlen, chal, chlen, &az, why, sizeof(why))) !=
-        SCEP_OK)
+    rc = authorize(svc, ep, m, inner, innerlen, chal, chlen, &az, why, sizeof(why));
+    /*
+     * Intune hears how every request it was asked about ended: a denial too
+     * gets a failureNotification (not a request it could not be asked about).
+     */
+    validated = ep->mode == SCEP_MODE_INTUNE && (rc == SCEP_OK || rc == SCEP_E_DENIED);
+    if (rc != SCEP_OK)
         goto fail;
-    validated = ep->mode == SCEP_MODE_INTUNE;
 authorized:
     if ((rc = scep_issue_check_names(req)) != SCEP_OK)
         goto fail;

@@ -904,13 +904,14 @@ ca_row_name(const struct ep_table *t, const char *base, int attempt, char *out, 
 {
     int i;
 
-    for (i = attempt;; i++) {
+    /* at most 9999 tries: the name (<= 63) stays within SCEP_NAME_MAX */
+    for (i = attempt; i < 10000; i++) {
         if (i == 0)
             snprintf(out, len, "%s", base);
         else if (i == 1)
             snprintf(out, len, "%.55s-ca", base);
         else
-            snprintf(out, len, "%.55s-ca%d", base, i);
+            snprintf(out, len, "%.55s-ca%d", base, i % 10000);
         if (ca_by_name(t, out) == NULL)
             return;
     }
@@ -932,6 +933,7 @@ scep_service_add_endpoint(struct scep_service *svc, const struct scep_endpoint_s
     X509 *new_cert = NULL, *ra = NULL, *ca_cert;
     X509_NAME *dn = NULL;
     char f_cakey[96], f_cacrt[96], f_rakey[96], f_racrt[96], ra_dn[128], detail[200], e[300];
+    char spec_ca[SCEP_NAME_MAX];
     int made_ca = 0, made_ra = 0, made_secrets = 0, stored = 0, attempt;
     int64_t ca_id = 0, ep_id = 0;
     enum scep_err rc = SCEP_E_INTERNAL;
@@ -964,6 +966,7 @@ scep_service_add_endpoint(struct scep_service *svc, const struct scep_endpoint_s
         return SCEP_E_NOMEM;
     json_object_set_new(cfg, "challenge_ttl", json_integer(3600));
 
+    spec_ca[0] = '\0';
     pthread_mutex_lock(&svc->reload_mu);
     t = svc_tbl(svc);
     if ((rc = find_row(svc, spec->name, &cur)) == SCEP_OK) {
@@ -986,9 +989,16 @@ scep_service_add_endpoint(struct scep_service *svc, const struct scep_endpoint_s
                spec->name);
         goto out;
     }
-    if (given(spec->ca)) {
-        if ((ca = ca_by_name(t, spec->ca)) == NULL) {
-            bad(errbuf, errlen, "--ca", spec->ca,
+    if (!given(spec->ca) && !given(spec->new_ca_subject)) {
+        /* neither: the CA of the default endpoint, as `scepd init` made it */
+        const struct scep_endpoint *d = scep_service_endpoint(svc, NULL, 0);
+        if (d != NULL)
+            snprintf(spec_ca, sizeof(spec_ca), "%s", d->ca_name);
+    } else if (given(spec->ca))
+        snprintf(spec_ca, sizeof(spec_ca), "%s", spec->ca);
+    if (spec_ca[0] != '\0') {
+        if ((ca = ca_by_name(t, spec_ca)) == NULL) {
+            bad(errbuf, errlen, "--ca", spec_ca,
                 "no such CA; list them with scepctl ca list, or make one with --new-ca-subject");
             goto out;
         }

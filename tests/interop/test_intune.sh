@@ -72,7 +72,16 @@ fails = [(i, r) for i, r in enumerate(recs) if r.get("op") == "failureNotificati
 if mode == "denied":
     if succ:
         print("successNotification sent for denied CN=%s" % cn); sys.exit(1)
-    print("validateRequest at #%d, no successNotification (failureNotification: %d)" % (vi, len(fails))); sys.exit(0)
+    # a denial is reported back: a failureNotification after the validateRequest
+    fl = [(i, r) for i, r in fails if i > vi]
+    if not fl:
+        print("no failureNotification after the denied validateRequest #%d" % vi); sys.exit(1)
+    fn = fl[-1][1]["body"]["notification"]
+    if fn.get("certificateRequest") != vreq["certificateRequest"]:
+        print("failureNotification certificateRequest differs from the validated CSR"); sys.exit(1)
+    if not isinstance(fn.get("hResult"), int) or not fn.get("errorDescription") or len(fn["errorDescription"]) > 255:
+        print("failureNotification hResult/errorDescription malformed: %r" % fn); sys.exit(1)
+    print("validateRequest at #%d, failureNotification at #%d (hResult %#x), no successNotification" % (vi, fl[-1][0], fn["hResult"] & 0xffffffff)); sys.exit(0)
 toks = [i for i, r in enumerate(recs) if r.get("kind") == "token"]
 disc = [i for i, r in enumerate(recs) if r.get("kind") == "discovery"]
 if not toks or not disc or not (toks[0] < disc[0] < vi):

@@ -154,7 +154,7 @@ start_stub "$WORK/webhook-stub.log" "$HERE/../stubs/webhook_stub.py" --port 0 --
     fail webhook-stub "could not start webhook_stub.py"
 WH_PORT=$STUB_PORT
 WH_CHAL="wh-$(rnd)"
-if [[ -n $WH_PORT ]] && ep_ready wh "$WORK/wh-ca.pem" --mode webhook --webhook-url "http://127.0.0.1:$WH_PORT/validate" --webhook-timeout 2000 --challenge "$WH_CHAL"; then
+if [[ -n $WH_PORT ]] && ep_ready wh "$WORK/wh-ca.pem" --mode webhook --webhook-url "http://127.0.0.1:$WH_PORT/validate" --webhook-timeout 2000; then
     WH_KEY=$(json_get "$WORK/ep-wh.json" webhook_key)
     rc=0
     run_scepclient wh-allowed "$SCEPD_URL/wh" "$WH_CHAL" allowed || rc=$?
