@@ -245,5 +245,96 @@ else
     fail events-success-and-failure "events list --json: $(head -c 300 "$WORK/events.err")"
 fi
 
+# --- event delivery ---------------------------------------------------------------
+# A receiver that accepts: the success event arrives, signed with the notify key,
+# with the certificate's serial and the request without its challenge.
+EV_REC="$WORK/events.rec"
+NT_CHAL="nt-$(rnd)"
+start_stub "$WORK/events-stub.log" "$HERE/../stubs/webhook_stub.py" --port 0 --mode allow --record "$EV_REC" ||
+    fail events-stub "could not start webhook_stub.py"
+EV_PORT=$STUB_PORT
+if [[ -n $EV_PORT ]] && ep_ready nt "$WORK/nt-ca.pem" --challenge "$NT_CHAL" --notify-url "http://127.0.0.1:$EV_PORT/events"; then
+    rc=0
+    run_scepclient nt-client "$SCEPD_URL/nt" "$NT_CHAL" notified-device || rc=$?
+    if ((rc != 0)); then
+        fail events-delivered "scepclient exited $rc"
+    else
+        delivered=""
+        for ((i = 0; i < 30; i++)); do
+            if [[ -s $EV_REC ]] && grep -q '"/events"' "$EV_REC"; then delivered=yes; break; fi
+            sleep 0.5
+        done
+        if [[ -z $delivered ]]; then
+            fail events-delivered "no event reached the receiver within 15 s"
+        elif out=$(python3 - "$EV_REC" "$WORK/ep-nt.json" "$WORK/nt-client/cert.pem" "$NT_CHAL" <<'EOF'
+import base64, hashlib, hmac, json, subprocess, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ev = [r for r in recs if r.get("path") == "/events"]
+key = bytes.fromhex(json.load(open(sys.argv[2]))["notify_key"])
+serial = subprocess.run(["openssl", "x509", "-in", sys.argv[3], "-noout", "-serial"],
+                        capture_output=True, text=True).stdout.strip().split("=", 1)[1].lower()
+r = ev[-1]
+b = r["body"]
+sig = dict(p.split("=", 1) for p in (r["headers"]["x-scepd-signature"] or "").split(","))
+want = hmac.new(key, sig.get("t", "").encode() + b"." + r["raw_body"].encode(), hashlib.sha256).hexdigest()
+probs = []
+if not hmac.compare_digest(want, sig.get("v1", "")):
+    probs.append("signature does not verify with notify_key")
+if b.get("event") != "success" or b.get("endpoint") != "nt":
+    probs.append("not the success event of endpoint nt: %r" % b.get("event"))
+if str(b.get("certificateSerialNumber", "")).lower().lstrip("0") != serial.lstrip("0"):
+    probs.append("serial %r != %s" % (b.get("certificateSerialNumber"), serial))
+if sys.argv[4].encode() in base64.b64decode(b.get("certificateRequest", "")):
+    probs.append("the event's certificateRequest still carries the challenge")
+if probs:
+    print("; ".join(probs)); sys.exit(1)
+print("event %s delivered, serial %s" % (b.get("transactionId"), serial))
+EOF
+        ); then
+            pass events-delivered
+            log "  $out"
+        else
+            fail events-delivered "$out"
+        fi
+        ok=""
+        for ((i = 0; i < 10; i++)); do
+            if ctl events list --status delivered --json 2>/dev/null |
+                python3 -c 'import json,sys; sys.exit(0 if any(e.get("endpoint") == "nt" and e.get("delivered_at") for e in json.load(sys.stdin)) else 1)'; then
+                ok=yes
+                break
+            fi
+            sleep 0.5
+        done
+        if [[ -n $ok ]]; then pass events-status-delivered; else fail events-status-delivered "events list --status delivered shows none for nt"; fi
+    fi
+fi
+stop_stub
+# A receiver that fails: the event stays pending, its attempt and error recorded.
+start_stub "$WORK/events-fail.log" "$HERE/../stubs/webhook_stub.py" --port 0 --mode allow --fail-events 1000 ||
+    fail events-fail-stub "could not start webhook_stub.py"
+EF_PORT=$STUB_PORT
+NF_CHAL="nf-$(rnd)"
+if [[ -n $EF_PORT ]] && ep_ready nf "$WORK/nf-ca.pem" --challenge "$NF_CHAL" --notify-url "http://127.0.0.1:$EF_PORT/events"; then
+    rc=0
+    run_scepclient nf-client "$SCEPD_URL/nf" "$NF_CHAL" unnotified-device || rc=$?
+    ok=""
+    for ((i = 0; i < 20; i++)); do
+        if ctl events list --status pending --json 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+sys.exit(0 if any(e.get("endpoint") == "nf" and e.get("attempts", 0) >= 1 and "500" in (e.get("last_error") or "") for e in d) else 1)'; then
+            ok=yes
+            break
+        fi
+        sleep 0.5
+    done
+    if ((rc == 0)) && [[ -n $ok ]]; then
+        pass events-retry-pending
+    else
+        fail events-retry-pending "client rc $rc; no pending event of nf with an attempt and an HTTP 500 error"
+    fi
+fi
+stop_stub
+
 stop_scepd
 finish
