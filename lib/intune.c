@@ -49,7 +49,7 @@
 #define DEFAULT_TIMEOUT_MS 10000
 #define TOKEN_MAX 16384    /* an access token longer than this is refused */
 #define TOKEN_MARGIN_S 60  /* a cached token is used until this long before it expires */
-#define URI_MAX 1024       /* discovered service URI */
+#define URI_MAX SCEP_INTUNE_URI_MAX /* discovered service URI */
 #define DESC_MAX_CHARS 255 /* failureNotification errorDescription, per the libraries */
 #define PROVIDER_DEFAULT "scepd"
 
@@ -280,6 +280,57 @@ scep_intune_free(struct scep_intune *in)
     free(in);
 }
 
+enum scep_err
+scep_intune_parse_token(const char *body, size_t len, long status, char **tok, long long *ttl,
+                        char *why, size_t whylen)
+{
+    enum scep_err rc = SCEP_E_VALIDATOR;
+    json_t *ans, *v;
+    json_error_t jerr;
+    char ecode[64];
+    long long n = 0;
+
+    *tok = NULL;
+    *ttl = 0;
+    ans = json_loadb(body, len, 0, &jerr);
+    if (status != 200) {
+        /* AAD says why in "error" (invalid_client, ...); never echo the rest. */
+        v = json_is_object(ans) ? json_object_get(ans, "error") : NULL;
+        if (json_is_string(v))
+            scep_httpc_printable(ecode, sizeof(ecode), json_string_value(v), json_string_length(v));
+        else
+            ecode[0] = '\0';
+        say(why, whylen, "token: HTTP %ld%s%s", status, ecode[0] ? " " : "", ecode);
+        goto out;
+    }
+    if (!json_is_object(ans)) {
+        say(why, whylen, "token: answer is not a JSON object");
+        goto out;
+    }
+    v = json_object_get(ans, "access_token");
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > TOKEN_MAX ||
+        !token_chars_ok(json_string_value(v), json_string_length(v))) {
+        say(why, whylen, "token: no usable access_token in the answer");
+        goto out;
+    }
+    if ((*tok = strdup(json_string_value(v))) == NULL) {
+        say(why, whylen, "token: out of memory");
+        goto out;
+    }
+    /* The v1 endpoint sends expires_in as a string ("3599"), v2 as a number. */
+    v = json_object_get(ans, "expires_in");
+    if (json_is_integer(v))
+        n = (long long)json_integer_value(v);
+    else if (!json_is_string(v) ||
+             scep_strtonum(json_string_value(v), 0, 366LL * 86400, &n) != SCEP_OK)
+        n = 0; /* usable now, never cached */
+    *ttl = n < 0 ? 0 : n;
+    rc = SCEP_OK;
+out:
+    json_decref(ans);
+    return rc;
+}
+
 /*
  * The client-credentials grant for resource.  On SCEP_OK *tok is the
  * access token (owned, wipe it) and *ttl its lifetime in seconds.
@@ -291,13 +342,10 @@ token_fetch(struct scep_intune *in, const char *resource, char **tok, long long 
     enum scep_err rc = SCEP_E_VALIDATOR;
     struct scep_httpc_opts o;
     struct scep_httpc_resp resp = {0, NULL, 0};
-    json_t *ans = NULL, *v;
-    json_error_t jerr;
-    char url[512], reqid[37], reqhdr[64], err[128], ecode[64];
+    char url[512], reqid[37], reqhdr[64], err[128];
     const char *hdrs[4];
     char *form = NULL;
     size_t flen, fo = 0;
-    long long n = 0;
     int ul;
 
     *tok = NULL;
@@ -333,39 +381,9 @@ token_fetch(struct scep_intune *in, const char *resource, char **tok, long long 
         say(why, whylen, "token: %s", err);
         goto out;
     }
-    ans = json_loadb((const char *)resp.body, resp.len, 0, &jerr);
-    if (resp.status != 200) {
-        /* AAD says why in "error" (invalid_client, ...); never echo the rest. */
-        v = json_is_object(ans) ? json_object_get(ans, "error") : NULL;
-        if (json_is_string(v))
-            scep_httpc_printable(ecode, sizeof(ecode), json_string_value(v), json_string_length(v));
-        else
-            ecode[0] = '\0';
-        say(why, whylen, "token: HTTP %ld%s%s", resp.status, ecode[0] ? " " : "", ecode);
+    if (scep_intune_parse_token((const char *)resp.body, resp.len, resp.status, tok, ttl, why,
+                                whylen) != SCEP_OK)
         goto out;
-    }
-    if (!json_is_object(ans)) {
-        say(why, whylen, "token: answer is not a JSON object");
-        goto out;
-    }
-    v = json_object_get(ans, "access_token");
-    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > TOKEN_MAX ||
-        !token_chars_ok(json_string_value(v), json_string_length(v))) {
-        say(why, whylen, "token: no usable access_token in the answer");
-        goto out;
-    }
-    if ((*tok = strdup(json_string_value(v))) == NULL) {
-        say(why, whylen, "token: out of memory");
-        goto out;
-    }
-    /* The v1 endpoint sends expires_in as a string ("3599"), v2 as a number. */
-    v = json_object_get(ans, "expires_in");
-    if (json_is_integer(v))
-        n = (long long)json_integer_value(v);
-    else if (!json_is_string(v) ||
-             scep_strtonum(json_string_value(v), 0, 366LL * 86400, &n) != SCEP_OK)
-        n = 0; /* usable now, never cached */
-    *ttl = n < 0 ? 0 : n;
     scep_log(SCEP_LOG_INFO, "intune", "token acquired resource=%s expires_in=%lld request_id=%s",
              resource, *ttl, reqid);
     rc = SCEP_OK;
@@ -374,7 +392,6 @@ out:
         free_wiped(*tok);
         *tok = NULL;
     }
-    json_decref(ans);
     scep_httpc_resp_clear(&resp);
     OPENSSL_cleanse(form, flen);
     free(form);
@@ -434,17 +451,18 @@ service_forget(struct scep_intune *in)
     pthread_mutex_unlock(&in->mu);
 }
 
-/* Finds the ScepRequestValidationFEService URI in a discovery answer. */
-static enum scep_err
-discovery_parse(const struct scep_intune *in, const struct scep_httpc_resp *resp, char *uri,
-                char *why, size_t whylen)
+enum scep_err
+scep_intune_parse_discovery(const char *body, size_t len, int https_only, char *uri,
+                            size_t urilen, char *why, size_t whylen)
 {
     enum scep_err rc = SCEP_E_VALIDATOR;
     json_t *ans, *list, *e, *name, *u;
     json_error_t jerr;
     size_t i, n;
 
-    ans = json_loadb((const char *)resp->body, resp->len, 0, &jerr);
+    if (urilen > 0)
+        uri[0] = '\0';
+    ans = json_loadb(body, len, 0, &jerr);
     list = json_is_object(ans) ? json_object_get(ans, "value") : NULL;
     if (!json_is_array(list)) {
         say(why, whylen, "discovery: answer has no \"value\" array");
@@ -464,9 +482,9 @@ discovery_parse(const struct scep_intune *in, const struct scep_httpc_resp *resp
         n = json_string_length(u);
         while (n > 0 && json_string_value(u)[n - 1] == '/')
             n--;
-        if (n == 0 || n >= URI_MAX || !token_chars_ok(json_string_value(u), n) ||
+        if (n == 0 || n >= urilen || !token_chars_ok(json_string_value(u), n) ||
             !scep_httpc_url_ok(json_string_value(u)) ||
-            (in->graph_https && strncasecmp(json_string_value(u), "https://", 8) != 0)) {
+            (https_only && strncasecmp(json_string_value(u), "https://", 8) != 0)) {
             say(why, whylen, "discovery: unusable URI for %s", SCEP_SERVICE_NAME);
             goto out;
         }
@@ -544,7 +562,8 @@ service_get(struct scep_intune *in, char *uri, char *why, size_t whylen)
         say(why, whylen, "discovery: HTTP %ld", resp.status);
         goto out;
     }
-    if (discovery_parse(in, &resp, in->service, why, whylen) != SCEP_OK)
+    if (scep_intune_parse_discovery((const char *)resp.body, resp.len, in->graph_https,
+                                    in->service, sizeof(in->service), why, whylen) != SCEP_OK)
         goto out;
     memcpy(uri, in->service, URI_MAX);
     scep_log_escape(esc, sizeof(esc), uri, strlen(uri));
@@ -562,6 +581,29 @@ out:
     return rc;
 }
 
+enum scep_err
+scep_intune_parse_action(const char *body, size_t len, char *code, size_t codelen, char *desc,
+                         size_t desclen)
+{
+    enum scep_err rc = SCEP_E_VALIDATOR;
+    json_t *ans, *c, *d;
+    json_error_t jerr;
+
+    code[0] = desc[0] = '\0';
+    ans = json_loadb(body, len, 0, &jerr);
+    c = json_is_object(ans) ? json_object_get(ans, "code") : NULL;
+    if (!json_is_string(c) || json_string_length(c) == 0)
+        goto out;
+    scep_httpc_printable(code, codelen, json_string_value(c), json_string_length(c));
+    d = json_object_get(ans, "errorDescription");
+    if (json_is_string(d))
+        scep_httpc_printable(desc, desclen, json_string_value(d), json_string_length(d));
+    rc = SCEP_OK;
+out:
+    json_decref(ans);
+    return rc;
+}
+
 /*
  * POST body to {service}/ScepActions/{op}.  SCEP_OK when the service
  * answered 2xx with a JSON object holding a string "code" (copied into
@@ -576,8 +618,6 @@ action(struct scep_intune *in, const char *op, const char *txid, json_t *body, c
     enum scep_err rc = SCEP_E_VALIDATOR;
     struct scep_httpc_opts o;
     struct scep_httpc_resp resp = {0, NULL, 0};
-    json_t *ans = NULL, *c, *d;
-    json_error_t jerr;
     char uri[URI_MAX], url[URI_MAX + 64], reqid[37], reqhdr[64], err[128], etx[80];
     char uahdr[sizeof(in->cfg.provider) + 16];
     char *tok = NULL, *auth = NULL, *js = NULL;
@@ -651,16 +691,11 @@ action(struct scep_intune *in, const char *op, const char *txid, json_t *body, c
         say(why, whylen, "%s: HTTP %ld", op, resp.status);
         goto out;
     }
-    ans = json_loadb((const char *)resp.body, resp.len, 0, &jerr);
-    c = json_is_object(ans) ? json_object_get(ans, "code") : NULL;
-    if (!json_is_string(c) || json_string_length(c) == 0) {
+    if (scep_intune_parse_action((const char *)resp.body, resp.len, code, codelen, desc,
+                                 desclen) != SCEP_OK) {
         say(why, whylen, "%s: the answer is not a JSON object with a \"code\"", op);
         goto out;
     }
-    scep_httpc_printable(code, codelen, json_string_value(c), json_string_length(c));
-    d = json_object_get(ans, "errorDescription");
-    if (json_is_string(d))
-        scep_httpc_printable(desc, desclen, json_string_value(d), json_string_length(d));
     rc = SCEP_OK;
 out:
     scep_log_escape(etx, sizeof(etx), txid, strlen(txid));
@@ -671,7 +706,6 @@ out:
     else
         scep_log(SCEP_LOG_WARN, "intune", "op=%s txid=%s failed why=\"%s\" request_id=%s ms=%lld",
                  op, etx, why != NULL && whylen > 0 ? why : "", reqid, now_ms() - t0);
-    json_decref(ans);
     scep_httpc_resp_clear(&resp);
     free_wiped(tok);
     if (auth != NULL) {

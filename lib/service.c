@@ -1800,7 +1800,8 @@ fail:
     refused(svc, ep, &az, txid, csr_b64, kept_b64, rc, why, validated);
 out:
     free(event);
-    free(csr_b64);
+    if (csr_b64 != NULL) /* the request with its challenge */
+        OPENSSL_clear_free(csr_b64, strlen(csr_b64));
     free(kept_b64);
     OPENSSL_free(kept);
     free(old.der);

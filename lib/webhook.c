@@ -159,13 +159,44 @@ free_wiped(char *s)
 }
 
 enum scep_err
+scep_webhook_parse_answer(const char *body, size_t len, char *reason, size_t reason_len)
+{
+    enum scep_err rc = SCEP_E_VALIDATOR;
+    json_t *ans, *allow, *why;
+    json_error_t jerr;
+
+    say(reason, reason_len, "%s", "");
+    ans = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (ans == NULL || !json_is_object(ans)) {
+        say(reason, reason_len, ans == NULL ? "not JSON" : "not a JSON object");
+        goto out;
+    }
+    allow = json_object_get(ans, "allow");
+    if (json_is_true(allow)) {
+        rc = SCEP_OK;
+    } else if (json_is_false(allow)) {
+        rc = SCEP_E_DENIED;
+        why = json_object_get(ans, "reason");
+        if (json_is_string(why))
+            scep_httpc_printable(reason, reason_len, json_string_value(why),
+                                 json_string_length(why));
+        else
+            say(reason, reason_len, "denied");
+    } else {
+        say(reason, reason_len, "\"allow\" is missing or not a JSON boolean");
+    }
+out:
+    json_decref(ans);
+    return rc;
+}
+
+enum scep_err
 scep_webhook_validate(const struct scep_webhook_cfg *cfg, const struct scep_webhook_req *req,
                       char *reason, size_t reason_len)
 {
     enum scep_err rc = SCEP_E_VALIDATOR;
     struct scep_httpc_resp resp = {0, NULL, 0};
-    json_t *root = NULL, *ans = NULL, *allow, *why;
-    json_error_t jerr;
+    json_t *root = NULL;
     char *b64 = NULL, *body = NULL;
     char err[128], ep[64];
 
@@ -196,25 +227,7 @@ scep_webhook_validate(const struct scep_webhook_cfg *cfg, const struct scep_webh
             resp.status >= 300 && resp.status < 400 ? " (redirects are not followed)" : "");
         goto out;
     }
-    ans = json_loadb((const char *)resp.body, resp.len, JSON_REJECT_DUPLICATES, &jerr);
-    if (ans == NULL || !json_is_object(ans)) {
-        say(reason, reason_len, ans == NULL ? "not JSON" : "not a JSON object");
-        goto out;
-    }
-    allow = json_object_get(ans, "allow");
-    if (json_is_true(allow)) {
-        rc = SCEP_OK;
-    } else if (json_is_false(allow)) {
-        rc = SCEP_E_DENIED;
-        why = json_object_get(ans, "reason");
-        if (json_is_string(why))
-            scep_httpc_printable(reason, reason_len, json_string_value(why),
-                                 json_string_length(why));
-        else
-            say(reason, reason_len, "denied");
-    } else {
-        say(reason, reason_len, "\"allow\" is missing or not a JSON boolean");
-    }
+    rc = scep_webhook_parse_answer((const char *)resp.body, resp.len, reason, reason_len);
 out:
     if (rc == SCEP_E_VALIDATOR) {
         scep_log_escape(ep, sizeof(ep), req != NULL && req->endpoint != NULL ? req->endpoint : "",
@@ -223,7 +236,6 @@ out:
                  reason != NULL && reason_len > 0 ? reason : "");
     }
     scep_httpc_resp_clear(&resp);
-    json_decref(ans);
     json_decref(root);
     free_wiped(body);
     free(b64);

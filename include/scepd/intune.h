@@ -62,6 +62,46 @@ enum scep_err scep_intune_success(struct scep_intune *in, const char *txid, cons
                                   const char *expiration, const char *issuer, char *why,
                                   size_t whylen) SCEP_WUR;
 
+/*
+ * The parsers of the untrusted answers above, used by the calls above and
+ * exposed for the unit tests and tests/fuzz/fuzz_answers.c.  body is len
+ * bytes, not NUL-terminated.  Every string they return is terminated
+ * within its buffer.
+ */
+
+/* The discovered service URI's size, NUL included. */
+#define SCEP_INTUNE_URI_MAX 1024
+
+/*
+ * A token endpoint answer with HTTP status.  SCEP_OK only for status 200
+ * and a JSON object with a non-empty "access_token" of printable ASCII
+ * without spaces (at most 16384 characters): *tok gets it (malloc'ed, the
+ * caller wipes and frees it), *ttl "expires_in" in seconds (0 when missing
+ * or unusable).  SCEP_E_VALIDATOR otherwise, *tok NULL, why says what (for
+ * another status, with the answer's "error" code made printable).
+ */
+enum scep_err scep_intune_parse_token(const char *body, size_t len, long status, char **tok,
+                                      long long *ttl, char *why, size_t whylen) SCEP_WUR;
+
+/*
+ * A Graph service discovery answer: the "uri" (trailing '/' removed) of the
+ * first "value" entry whose providerName (or serviceName) is
+ * ScepRequestValidationFEService, into uri (urilen bytes, normally
+ * SCEP_INTUNE_URI_MAX).  It must be printable ASCII without spaces, an
+ * http(s) URL, https when https_only.  SCEP_E_VALIDATOR with why otherwise.
+ */
+enum scep_err scep_intune_parse_discovery(const char *body, size_t len, int https_only, char *uri,
+                                          size_t urilen, char *why, size_t whylen) SCEP_WUR;
+
+/*
+ * A ScepActions answer: SCEP_OK for a JSON object with a non-empty string
+ * "code" (into code, made printable), "errorDescription" into desc (""
+ * when absent).  SCEP_E_VALIDATOR otherwise.  The caller decides what a
+ * code means: only "Success" is a success.  codelen, desclen > 0.
+ */
+enum scep_err scep_intune_parse_action(const char *body, size_t len, char *code, size_t codelen,
+                                       char *desc, size_t desclen) SCEP_WUR;
+
 /* failureNotification: hresult (Win32/HRESULT), description cut to 255 characters. */
 enum scep_err scep_intune_failure(struct scep_intune *in, const char *txid, const char *csr_b64,
                                   long hresult, const char *description, char *why,

@@ -51,6 +51,17 @@ enum scep_err scep_webhook_validate(const struct scep_webhook_cfg *cfg,
                                     const struct scep_webhook_req *req, char *reason,
                                     size_t reason_len) SCEP_WUR;
 
+/*
+ * The decision in an HTTP 200 answer body (len bytes, not NUL-terminated,
+ * untrusted): SCEP_OK only for a JSON object whose "allow" is JSON true;
+ * SCEP_E_DENIED for "allow": false (reason gets "reason" made printable, or
+ * "denied"); SCEP_E_VALIDATOR for anything else (reason says what).  reason
+ * is always terminated when reason_len > 0.  Used by scep_webhook_validate;
+ * exposed for the unit tests and tests/fuzz/fuzz_answers.c.
+ */
+enum scep_err scep_webhook_parse_answer(const char *body, size_t len, char *reason,
+                                        size_t reason_len) SCEP_WUR;
+
 /* POST json (an event) to cfg->url.  SCEP_OK on 2xx, else SCEP_E_VALIDATOR with err set. */
 enum scep_err scep_webhook_deliver(const struct scep_webhook_cfg *cfg, const char *json, char *err,
                                    size_t errlen) SCEP_WUR;
