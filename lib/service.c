@@ -1800,8 +1800,9 @@ fail:
     refused(svc, ep, &az, txid, csr_b64, kept_b64, rc, why, validated);
 out:
     free(event);
-    if (csr_b64 != NULL) /* the request with its challenge */
-        OPENSSL_clear_free(csr_b64, strlen(csr_b64));
+    if (csr_b64 != NULL) /* the request with its challenge (malloc'ed by b64_of) */
+        OPENSSL_cleanse(csr_b64, strlen(csr_b64));
+    free(csr_b64);
     free(kept_b64);
     OPENSSL_free(kept);
     free(old.der);
