@@ -777,12 +777,16 @@ ca_change(const struct ctx *x, const char *verb)
         json_object_set_new(req, "self_signed", json_true());
     if (api_post(x->dir, path, req, &body) != 0)
         return 1;
-    if (!x->as_json)
-        printf("%s\n", strcmp(verb, "rollover") == 0
-                           ? "next CA prepared; clients see it with GetNextCACert. When they "
-                             "have it, run: scepctl ca switch"
-                           : "the endpoint now issues from its next CA; certificates of the "
-                             "old one still renew");
+    if (!x->as_json) {
+        if (strcmp(verb, "rollover") == 0)
+            printf("next CA prepared; clients see it with GetNextCACert. When they have it, "
+                   "run: scepctl ca switch%s%s\n",
+                   x->given[O_ENDPOINT] ? " --endpoint " : "",
+                   x->given[O_ENDPOINT] ? opt(x, O_ENDPOINT) : "");
+        else
+            printf("the endpoint now issues from its next CA; certificates of the old one still "
+                   "renew\n");
+    }
     rc = ca_print(body, x->as_json);
     json_decref(body);
     return rc;
@@ -1125,8 +1129,7 @@ endpoint_body(const struct ctx *x, int add, json_t *req)
     set_str(req, x, O_CA, "ca");
     set_str(req, x, O_NEW_CA, "new_ca_subject");
     if (opt(x, O_CA_KEY) != NULL &&
-        check_word("--ca-key", opt(x, O_CA_KEY),
-                   "rsa:2048|rsa:3072|rsa:4096|ec:p256|ec:p384|ec:p521") != 0)
+        check_word("--ca-key", opt(x, O_CA_KEY), "rsa:2048|rsa:3072|rsa:4096|ec:p256|ec:p384") != 0)
         goto usage;
     set_str(req, x, O_CA_KEY, "new_ca_key");
     set_str(req, x, O_PROFILE, "profile");
@@ -1696,7 +1699,7 @@ static const struct cmd {
      "  --ca CA                 issue from an existing CA (scepctl ca list)\n"
      "  --new-ca SUBJECT        make a new self-signed CA, e.g. \"CN=Wi-Fi CA,O=Example\"\n"
      "  --ca-key K              its key: rsa:2048 (default), rsa:3072, rsa:4096, ec:p256,\n"
-     "                          ec:p384, ec:p521\n"
+     "                          ec:p384\n"
      "  --org O --dept D        fixed O and OU of every certificate (cannot change "
      "later)\n" ENDPOINT_HELP
      "Example: scepctl --data /var/lib/scepd endpoints add wifi --new-ca \"CN=Wi-Fi CA\" \\\n"

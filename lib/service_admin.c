@@ -75,7 +75,17 @@ seterr(char *errbuf, size_t errlen, const char *fmt, ...)
 static const char *
 esc(const char *s, char *buf, size_t len)
 {
-    scep_log_escape(buf, len, s, strlen(s));
+    size_t i, o = 0;
+
+    /* for messages to people: printable text as is, anything else as \xNN */
+    for (i = 0; s[i] != '\0' && o + 5 < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != 0x7f)
+            buf[o++] = (char)c;
+        else
+            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
+    }
+    buf[o] = '\0';
     return buf;
 }
 
@@ -555,7 +565,7 @@ apply_spec(const struct scep_service *svc, const struct scep_endpoint_spec *s, i
     }
     if (adding) {
         if (!text_ok(s->organization, sizeof(row->organization) - 1))
-            return bad(errbuf, errlen, "--organization", s->organization,
+            return bad(errbuf, errlen, "--org", s->organization,
                        "at most 127 characters, no control characters");
         if (!text_ok(s->department, sizeof(row->department) - 1))
             return bad(errbuf, errlen, "--department", s->department,
@@ -565,8 +575,7 @@ apply_spec(const struct scep_service *svc, const struct scep_endpoint_spec *s, i
     }
     if (s->validity_days != -1) {
         if (s->validity_days < 1 || s->validity_days > 36500)
-            return bad_int(errbuf, errlen, "--validity-days", s->validity_days,
-                           "use 1 to 36500 days");
+            return bad_int(errbuf, errlen, "--validity", s->validity_days, "use 1 to 36500 days");
         row->validity_days = s->validity_days;
     }
     if (given(s->getcacert_format)) {
@@ -660,7 +669,7 @@ apply_spec(const struct scep_service *svc, const struct scep_endpoint_spec *s, i
 
     if (s->webhook_timeout_ms != -1 &&
         (s->webhook_timeout_ms < 100 || s->webhook_timeout_ms > 120000))
-        return bad_int(errbuf, errlen, "--webhook-timeout-ms", s->webhook_timeout_ms,
+        return bad_int(errbuf, errlen, "--webhook-timeout", s->webhook_timeout_ms,
                        "use 100 to 120000 milliseconds");
     if (mode == SCEP_MODE_WEBHOOK) {
         json_t *v;
@@ -742,7 +751,7 @@ apply_spec(const struct scep_service *svc, const struct scep_endpoint_spec *s, i
 not_of_mode:
     seterr(errbuf, errlen,
            "endpoint %s has mode %s: --challenge belongs to mode static, --webhook-url, "
-           "--webhook-bearer and --webhook-timeout-ms to mode webhook, --intune-* to mode intune; "
+           "--webhook-bearer and --webhook-timeout to mode webhook, --intune-* to mode intune; "
            "give --mode with them or leave them out",
            name, scep_mode_name(pl->mode));
     return SCEP_E_INVALID_ARG;
@@ -985,7 +994,7 @@ scep_service_add_endpoint(struct scep_service *svc, const struct scep_endpoint_s
     rc = SCEP_E_INVALID_ARG;
     if (given(spec->ca) && (given(spec->new_ca_subject) || given(spec->new_ca_key))) {
         seterr(errbuf, errlen,
-               "endpoint %s: give --ca (an existing CA) or --new-ca-subject (a new one), not both",
+               "endpoint %s: give --ca (an existing CA) or --new-ca (a new one), not both",
                spec->name);
         goto out;
     }
@@ -999,7 +1008,7 @@ scep_service_add_endpoint(struct scep_service *svc, const struct scep_endpoint_s
     if (spec_ca[0] != '\0') {
         if ((ca = ca_by_name(t, spec_ca)) == NULL) {
             bad(errbuf, errlen, "--ca", spec_ca,
-                "no such CA; list them with scepctl ca list, or make one with --new-ca-subject");
+                "no such CA; list them with scepctl ca list, or make one with --new-ca");
             goto out;
         }
         ca_cert = ca->cert;
@@ -1007,12 +1016,11 @@ scep_service_add_endpoint(struct scep_service *svc, const struct scep_endpoint_s
     } else if (given(spec->new_ca_subject)) {
         const char *kspec = given(spec->new_ca_key) ? spec->new_ca_key : "rsa:2048";
         if (scep_pki_parse_dn(spec->new_ca_subject, &dn) != SCEP_OK) {
-            bad(errbuf, errlen, "--new-ca-subject", spec->new_ca_subject,
-                "write it as CN=name,O=org");
+            bad(errbuf, errlen, "--new-ca", spec->new_ca_subject, "write it as CN=name,O=org");
             goto out;
         }
         if (scep_pki_genkey(kspec, &new_key) != SCEP_OK) {
-            bad(errbuf, errlen, "--new-ca-key", kspec,
+            bad(errbuf, errlen, "--ca-key", kspec,
                 "use rsa:2048, rsa:3072, rsa:4096, ec:p256 or ec:p384");
             goto out;
         }
@@ -1026,7 +1034,7 @@ scep_service_add_endpoint(struct scep_service *svc, const struct scep_endpoint_s
     } else {
         seterr(errbuf, errlen,
                "endpoint %s: give --ca NAME (an existing CA, see scepctl ca list) or "
-               "--new-ca-subject DN (a new self-signed CA)",
+               "--new-ca DN (a new self-signed CA)",
                spec->name);
         goto out;
     }
@@ -1494,7 +1502,7 @@ scep_service_add_account(struct scep_service *svc, const char *endpoint, const c
     organization = or_empty(organization);
     department = or_empty(department);
     if (!text_ok(organization, sizeof(a.organization) - 1))
-        return bad(errbuf, errlen, "--organization", organization,
+        return bad(errbuf, errlen, "--org", organization,
                    "at most 127 characters, no control characters");
     if (!text_ok(department, sizeof(a.department) - 1))
         return bad(errbuf, errlen, "--department", department,
@@ -1506,7 +1514,7 @@ scep_service_add_account(struct scep_service *svc, const char *endpoint, const c
         a.profile_id = p->id;
     }
     if (validity_days < 0 || validity_days > 36500)
-        return bad_int(errbuf, errlen, "--validity-days", validity_days,
+        return bad_int(errbuf, errlen, "--validity", validity_days,
                        "use 1 to 36500 days, or 0 for the profile's or endpoint's");
     a.endpoint_id = ep->id;
     snprintf(a.name, sizeof(a.name), "%s", name);
@@ -1674,7 +1682,7 @@ check_identity(const char *subject, const char *sans, const char *device, const 
         X509_NAME_free(dn);
     }
     if (given(sans) && (strlen(sans) > 1023 || scep_policy_parse_sans(sans, az) != SCEP_OK))
-        return bad(errbuf, errlen, "--sans", sans,
+        return bad(errbuf, errlen, "--san", sans,
                    "a comma-separated list of at most 8 DNS:name, email:addr, IP:addr or "
                    "URI:uri (a SID goes in --sid)");
     if (given(device) && !ascii_ok(device, 127, 1))

@@ -259,7 +259,7 @@ test_admin_add_endpoint_refusals(void **state)
     expect_refusal(f, &s, SCEP_E_INVALID_ARG, "mode webhook");
     spec_for(&s, "x1", NULL);
     s.validity_days = 0;
-    expect_refusal(f, &s, SCEP_E_INVALID_ARG, "--validity-days 0");
+    expect_refusal(f, &s, SCEP_E_INVALID_ARG, "--validity 0");
     spec_for(&s, "x1", NULL);
     s.challenge_ttl = 5;
     expect_refusal(f, &s, SCEP_E_INVALID_ARG, "--challenge-ttl");
@@ -280,7 +280,7 @@ test_admin_add_endpoint_refusals(void **state)
     expect_refusal(f, &s, SCEP_E_INVALID_ARG, "--ca nosuch");
     spec_for(&s, "x1", NULL);
     s.ca[0] = '\0';
-    expect_refusal(f, &s, SCEP_E_INVALID_ARG, "--new-ca-subject");
+    expect_refusal(f, &s, SCEP_E_INVALID_ARG, "--new-ca");
     spec_for(&s, "x1", NULL);
     s.ca[0] = '\0';
     snprintf(s.new_ca_subject, sizeof(s.new_ca_subject), "CN=x");
@@ -561,7 +561,7 @@ test_admin_new_challenge_cap(void **state)
     assert_int_equal(scep_service_new_challenge(f->svc, "otc", 0, NULL, "FOO:x", NULL, NULL, "test",
                                                 c2, sizeof(c2), err, sizeof(err)),
                      SCEP_E_INVALID_ARG);
-    assert_non_null(strstr(err, "--sans"));
+    assert_non_null(strstr(err, "--san"));
     assert_int_equal(scep_service_new_challenge(f->svc, "otc", 0, NULL, NULL, NULL, "S-1-x", "test",
                                                 c2, sizeof(c2), err, sizeof(err)),
                      SCEP_E_INVALID_ARG);
