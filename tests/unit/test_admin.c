@@ -280,12 +280,9 @@ test_admin_add_endpoint_refusals(void **state)
     expect_refusal(f, &s, SCEP_E_INVALID_ARG, "--ca nosuch");
     spec_for(&s, "x1", NULL);
     s.ca[0] = '\0';
-    expect_refusal(f, &s, SCEP_E_INVALID_ARG, "--new-ca");
-    spec_for(&s, "x1", NULL);
-    s.ca[0] = '\0';
     snprintf(s.new_ca_subject, sizeof(s.new_ca_subject), "CN=x");
     snprintf(s.new_ca_key, sizeof(s.new_ca_key), "dsa:1024");
-    expect_refusal(f, &s, SCEP_E_INVALID_ARG, "--new-ca-key dsa:1024");
+    expect_refusal(f, &s, SCEP_E_INVALID_ARG, "--ca-key dsa:1024");
     /* nothing of the refused endpoints was left behind */
     assert_null(scep_service_endpoint(f->svc, "x1", 2));
     assert_int_equal(file_mode(f, "ra-x1.key"), -1);
