@@ -47,10 +47,10 @@
 #define DEFAULT_GRAPH "https://graph.microsoft.com"
 #define DEFAULT_RESOURCE "https://api.manage.microsoft.com/"
 #define DEFAULT_TIMEOUT_MS 10000
-#define TOKEN_MAX 16384    /* an access token longer than this is refused */
-#define TOKEN_MARGIN_S 60  /* a cached token is used until this long before it expires */
+#define TOKEN_MAX 16384             /* an access token longer than this is refused */
+#define TOKEN_MARGIN_S 60           /* a cached token is used until this long before it expires */
 #define URI_MAX SCEP_INTUNE_URI_MAX /* discovered service URI */
-#define DESC_MAX_CHARS 255 /* failureNotification errorDescription, per the libraries */
+#define DESC_MAX_CHARS 255          /* failureNotification errorDescription, per the libraries */
 #define PROVIDER_DEFAULT "scepd"
 
 struct token {
@@ -452,8 +452,8 @@ service_forget(struct scep_intune *in)
 }
 
 enum scep_err
-scep_intune_parse_discovery(const char *body, size_t len, int https_only, char *uri,
-                            size_t urilen, char *why, size_t whylen)
+scep_intune_parse_discovery(const char *body, size_t len, int https_only, char *uri, size_t urilen,
+                            char *why, size_t whylen)
 {
     enum scep_err rc = SCEP_E_VALIDATOR;
     json_t *ans, *list, *e, *name, *u;
@@ -482,14 +482,22 @@ scep_intune_parse_discovery(const char *body, size_t len, int https_only, char *
         n = json_string_length(u);
         while (n > 0 && json_string_value(u)[n - 1] == '/')
             n--;
-        if (n == 0 || n >= urilen || !token_chars_ok(json_string_value(u), n) ||
-            !scep_httpc_url_ok(json_string_value(u)) ||
-            (https_only && strncasecmp(json_string_value(u), "https://", 8) != 0)) {
+        if (n == 0 || n >= urilen || !token_chars_ok(json_string_value(u), n)) {
             say(why, whylen, "discovery: unusable URI for %s", SCEP_SERVICE_NAME);
             goto out;
         }
         memcpy(uri, json_string_value(u), n);
         uri[n] = '\0';
+        /*
+         * The scheme is checked on what is kept, not on the answer:
+         * "https:///" is "https:" once its trailing '/'s are gone (found by
+         * fuzz_answers).
+         */
+        if (!scep_httpc_url_ok(uri) || (https_only && strncasecmp(uri, "https://", 8) != 0)) {
+            uri[0] = '\0';
+            say(why, whylen, "discovery: unusable URI for %s", SCEP_SERVICE_NAME);
+            goto out;
+        }
         rc = SCEP_OK;
         goto out;
     }
@@ -562,8 +570,8 @@ service_get(struct scep_intune *in, char *uri, char *why, size_t whylen)
         say(why, whylen, "discovery: HTTP %ld", resp.status);
         goto out;
     }
-    if (scep_intune_parse_discovery((const char *)resp.body, resp.len, in->graph_https,
-                                    in->service, sizeof(in->service), why, whylen) != SCEP_OK)
+    if (scep_intune_parse_discovery((const char *)resp.body, resp.len, in->graph_https, in->service,
+                                    sizeof(in->service), why, whylen) != SCEP_OK)
         goto out;
     memcpy(uri, in->service, URI_MAX);
     scep_log_escape(esc, sizeof(esc), uri, strlen(uri));
@@ -691,8 +699,8 @@ action(struct scep_intune *in, const char *op, const char *txid, json_t *body, c
         say(why, whylen, "%s: HTTP %ld", op, resp.status);
         goto out;
     }
-    if (scep_intune_parse_action((const char *)resp.body, resp.len, code, codelen, desc,
-                                 desclen) != SCEP_OK) {
+    if (scep_intune_parse_action((const char *)resp.body, resp.len, code, codelen, desc, desclen) !=
+        SCEP_OK) {
         say(why, whylen, "%s: the answer is not a JSON object with a \"code\"", op);
         goto out;
     }

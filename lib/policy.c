@@ -335,6 +335,16 @@ san_text(const GENERAL_NAME *g, char *out, size_t outlen, const char **type)
                     (const char *)ASN1_STRING_get0_data(s)) < (int)outlen;
 }
 
+/* No white space, control or DEL: none belongs in a URI (RFC 3986 section 2). */
+static int
+uri_chars_ok(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s == 0x7f)
+            return 0;
+    return 1;
+}
+
 struct patmatch {
     const char *type;  /* "dns" */
     const char *value; /* "host.example.com" */
@@ -429,9 +439,16 @@ build_sans(X509_REQ *req, const struct scep_profile_row *p, const struct scep_au
 
         if (!san_text(g, text, sizeof(text), &type) || !in_list(p->san_types, type))
             goto out;
-        /* a SID URI is an authorization's to give (ESC16), never a request's */
+        /*
+         * a SID URI is an authorization's to give (ESC16), never a request's;
+         * nor " tag:microsoft.com,...:sid:..." with white space or a control
+         * in front, which a reader that trims takes for one: a URI has
+         * neither (RFC 3986), as issue.c's san_ok says too (found by
+         * fuzz_policy; policy must not rely on scep_issue_check_names)
+         */
         if (strcmp(type, "uri") == 0 &&
-            strncasecmp(text + 4, SID_URI_PREFIX, strlen(SID_URI_PREFIX)) == 0)
+            (!uri_chars_ok(text + 4) ||
+             strncasecmp(text + 4, SID_URI_PREFIX, strlen(SID_URI_PREFIX)) == 0))
             goto out;
         memset(&m, 0, sizeof(m));
         m.type = type;

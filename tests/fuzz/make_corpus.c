@@ -11,15 +11,20 @@
  *   corpus/fuzz_pkimsg_signed/, corpus/fuzz_certrep_signed/
  *                          the same requests and replies in the "signed"
  *                          input format of fuzzutil.h (attributes + eContent)
+ *   corpus/fuzz_policy/    CSRs with the subjects, SANs (SID URIs too), EKU,
+ *                          key usage, CA and SID extensions policy decides
+ *                          on, behind the two selector bytes of
+ *                          fuzz_policy.c, plus the real-* CSRs of fuzz_csr
  *
- * Usage: make_corpus OUTDIR [ms] (the corpus root; "ms": only the
- * Windows-style CSRs of make_ms_csrs).  Run by hand when the message
- * formats change; the output is committed, so the run need not be
- * reproducible (encryption is randomized).  Real client messages are captured
- * separately (capture_seeds.sh).  Keys come from $SCEPD_FUZZ_KEYS.
+ * Usage: make_corpus OUTDIR [ms|policy] (the corpus root; "ms": only the
+ * Windows-style CSRs of make_ms_csrs; "policy": only corpus/fuzz_policy/).  Run by hand when the
+ * message formats change; the output is committed, so the run need not be reproducible (encryption
+ * is randomized).  Real client messages are captured separately (capture_seeds.sh).  Keys come from
+ * $SCEPD_FUZZ_KEYS.
  *
  * Trusts everything: it is a test tool, never linked into scepd.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -815,6 +820,207 @@ make_certreps(void)
                  "another-transaction");
 }
 
+/* ---- fuzz_policy ---- */
+
+/*
+ * A CSR for key with subject dn and extensions in X509V3 config syntax:
+ * exts[i] is "NID=value" by short name ("subjectAltName=DNS:a"); "sanuri="
+ * is one raw URI SAN, "sidext=" the SID extension 1.3.6.1.4.1.311.25.2
+ * with the value as its (not DER) content.
+ */
+static X509_REQ *
+csr_exts(EVP_PKEY *key, const char *dn, const char *const *exts, size_t nexts)
+{
+    X509_REQ *req = NULL;
+    X509_NAME *name = NULL;
+    STACK_OF(X509_EXTENSION) *sk = sk_X509_EXTENSION_new_null();
+    X509V3_CTX ctx;
+    size_t i;
+
+    if (*dn == '\0' ? (name = X509_NAME_new()) == NULL : scep_pki_parse_dn(dn, &name) != SCEP_OK)
+        die(dn);
+    if (sk == NULL || (req = X509_REQ_new()) == NULL ||
+        !X509_REQ_set_version(req, X509_REQ_VERSION_1) || !X509_REQ_set_subject_name(req, name) ||
+        !X509_REQ_set_pubkey(req, key))
+        die("X509_REQ");
+    X509V3_set_ctx(&ctx, NULL, NULL, req, NULL, 0);
+    for (i = 0; i < nexts; i++) {
+        const char *eq = strchr(exts[i], '=');
+        char sn[64];
+        X509_EXTENSION *e = NULL;
+        if (eq == NULL || (size_t)(eq - exts[i]) >= sizeof(sn))
+            die(exts[i]);
+        memcpy(sn, exts[i], (size_t)(eq - exts[i]));
+        sn[eq - exts[i]] = '\0';
+        if (strcmp(sn, "sanuri") == 0) {
+            e = uri_san(eq + 1);
+        } else if (strcmp(sn, "sidext") == 0) {
+            ASN1_OBJECT *o = OBJ_txt2obj("1.3.6.1.4.1.311.25.2", 1);
+            ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+            if (o == NULL || os == NULL ||
+                !ASN1_OCTET_STRING_set(os, (const unsigned char *)eq + 1, (int)strlen(eq + 1)))
+                die("sidext");
+            e = X509_EXTENSION_create_by_OBJ(NULL, o, 0, os);
+            ASN1_OBJECT_free(o);
+            ASN1_OCTET_STRING_free(os);
+        } else {
+            e = X509V3_EXT_conf_nid(NULL, &ctx, OBJ_sn2nid(sn), eq + 1);
+        }
+        if (e == NULL || !sk_X509_EXTENSION_push(sk, e))
+            die(exts[i]);
+    }
+    if ((nexts > 0 && !X509_REQ_add_extensions(req, sk)) ||
+        X509_REQ_sign(req, key, EVP_sha256()) <= 0)
+        die("csr_exts sign");
+    sk_X509_EXTENSION_pop_free(sk, X509_EXTENSION_free);
+    X509_NAME_free(name);
+    return req;
+}
+
+/*
+ * One seed per profile x authorization variant of fuzz_policy.c (bytes
+ * 0..2 x 0..3), plus the endpoint's fixed O/OU (byte 0 = 3..5) without an
+ * authorization: 15 files per CSR, name-PA.
+ */
+static void
+write_policy(const char *name, const unsigned char *der, size_t len)
+{
+    unsigned char *buf = malloc(len + 2);
+    char fname[256];
+    unsigned p, a;
+
+    if (buf == NULL)
+        die("malloc");
+    memcpy(buf + 2, der, len);
+    for (p = 0; p < 6; p++)
+        for (a = 0; a < 4; a++) {
+            if (p >= 3 && a != 0)
+                continue;
+            buf[0] = (unsigned char)p;
+            buf[1] = (unsigned char)a;
+            snprintf(fname, sizeof(fname), "%s-%u%u", name, p, a);
+            write_file("fuzz_policy", fname, buf, len + 2);
+        }
+    free(buf);
+}
+
+static void
+write_policy_req(const char *name, X509_REQ *r)
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509_REQ(r, &der);
+
+    if (n <= 0)
+        die("i2d_X509_REQ");
+    write_policy(name, der, (size_t)n);
+    OPENSSL_free(der);
+    X509_REQ_free(r);
+}
+
+static void
+make_policy_seeds(void)
+{
+    static const char *const bound[] = {"subjectAltName=DNS:dev1.example.com"};
+    static const char *const bound_upper[] = {"subjectAltName=DNS:DEV1.Example.COM"};
+    static const char *const bound_extra[] = {
+        "subjectAltName=DNS:dev1.example.com,DNS:other.example.com"};
+    static const char *const corp[] = {
+        "subjectAltName=DNS:host.corp.example.com,DNS:www.example.com"};
+    static const char *const corp_only[] = {"subjectAltName=DNS:a.corp.example.com"};
+    static const char *const all_sans[] = {"subjectAltName=DNS:a.corp.example.com,"
+                                           "email:user@example.com,IP:192.0.2.7,IP:2001:db8::7,"
+                                           "URI:https://device.example/id"};
+    static const char *const sid_uri[] = {"sanuri=tag:microsoft.com,2022-09-14:sid:"
+                                          "S-1-5-21-1-2-3-500"};
+    static const char *const sid_upper[] = {"sanuri=TAG:Microsoft.COM,2022-09-14:SID:"
+                                            "S-1-5-21-9-9-9-1"};
+    static const char *const sid_space[] = {"sanuri= tag:microsoft.com,2022-09-14:sid:"
+                                            "S-1-5-21-1-2-3-500"};
+    static const char *const sid_ext[] = {"sidext=S-1-5-21-1-2-3-500"};
+    static const char *const eku_wide[] = {
+        "extendedKeyUsage=serverAuth,clientAuth,codeSigning,anyExtendedKeyUsage"};
+    static const char *const eku_server[] = {"extendedKeyUsage=serverAuth"};
+    static const char *const eku_oid[] = {
+        "extendedKeyUsage=1.3.6.1.4.1.311.20.2.2,emailProtection"};
+    static const char *const ku_ca[] = {"keyUsage=critical,keyCertSign,cRLSign,digitalSignature"};
+    static const char *const ku_only_ca[] = {"keyUsage=keyCertSign,cRLSign"};
+    static const char *const ku_narrow[] = {"keyUsage=digitalSignature"};
+    static const char *const ca_true[] = {"basicConstraints=critical,CA:TRUE",
+                                          "keyUsage=keyCertSign"};
+    static const char *const everything[] = {
+        "subjectAltName=DNS:dev1.example.com,URI:tag:microsoft.com:other",
+        "extendedKeyUsage=clientAuth,serverAuth", "keyUsage=digitalSignature,keyAgreement",
+        "basicConstraints=CA:FALSE"};
+    static const char *const upn[] = {
+        "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:admin@corp.example.com"};
+    EVP_PKEY *ec = NULL, *p384 = NULL;
+    DIR *d;
+    struct dirent *de;
+    char path[4096];
+
+    mkdir_p("fuzz_policy");
+    if (scep_pki_genkey("ec:p256", &ec) != SCEP_OK || scep_pki_genkey("ec:p384", &p384) != SCEP_OK)
+        die("ec keys");
+#define N(a) (sizeof(a) / sizeof(a[0]))
+    write_policy_req("bound-dev1", csr_exts(ec, "CN=dev1", bound, N(bound)));
+    write_policy_req("bound-dev1-upper-san", csr_exts(ec, "CN=dev1", bound_upper, N(bound_upper)));
+    write_policy_req("bound-dev1-extra-san", csr_exts(ec, "CN=dev1", bound_extra, N(bound_extra)));
+    write_policy_req("bound-dev1-with-o-ou",
+                     csr_exts(ec, "CN=dev1,O=Evil Corp,OU=Admins", bound, N(bound)));
+    write_policy_req("bound-dev2", csr_exts(ec, "CN=dev2", bound, N(bound)));
+    write_policy_req("bound-dev1-twice", csr_exts(ec, "CN=dev1,CN=dev1", bound, N(bound)));
+    write_policy_req("rsa-bound-dev1", csr_exts(keys->client_key, "CN=dev1", bound, N(bound)));
+    write_policy_req("corp-pattern", csr_exts(ec, "CN=host.corp.example.com", corp, N(corp)));
+    write_policy_req("corp-only", csr_exts(p384, "CN=a", corp_only, N(corp_only)));
+    write_policy_req("all-san-types",
+                     csr_exts(ec, "CN=x,O=Evil,OU=Evil,street=Main St,C=DE,L=Town,ST=State",
+                              all_sans, N(all_sans)));
+    write_policy_req("forbidden-street", csr_exts(ec, "CN=y,street=Main St", NULL, 0));
+    write_policy_req(
+        "subject-uid-dc-serial",
+        csr_exts(ec, "CN=z,UID=u1,DC=example,DC=com,serialNumber=42,title=boss", NULL, 0));
+    write_policy_req("empty-subject-san", csr_exts(ec, "", corp_only, N(corp_only)));
+    write_policy_req("empty-subject", csr_exts(ec, "", NULL, 0));
+    write_policy_req("sid-uri", csr_exts(ec, "CN=dev1", sid_uri, N(sid_uri)));
+    write_policy_req("sid-uri-upper", csr_exts(ec, "CN=dev1", sid_upper, N(sid_upper)));
+    write_policy_req("sid-uri-space", csr_exts(ec, "CN=dev1", sid_space, N(sid_space)));
+    write_policy_req("sid-extension", csr_exts(ec, "CN=dev1", sid_ext, N(sid_ext)));
+    write_policy_req("eku-wide", csr_exts(ec, "CN=e", eku_wide, N(eku_wide)));
+    write_policy_req("eku-server", csr_exts(ec, "CN=e", eku_server, N(eku_server)));
+    write_policy_req("eku-oid", csr_exts(ec, "CN=e", eku_oid, N(eku_oid)));
+    write_policy_req("ku-ca-bits", csr_exts(ec, "CN=k", ku_ca, N(ku_ca)));
+    write_policy_req("ku-only-ca-bits", csr_exts(ec, "CN=k", ku_only_ca, N(ku_only_ca)));
+    write_policy_req("ku-narrow", csr_exts(keys->client_key, "CN=k", ku_narrow, N(ku_narrow)));
+    write_policy_req("ca-true", csr_exts(ec, "CN=ca", ca_true, N(ca_true)));
+    write_policy_req("everything", csr_exts(ec, "CN=dev1", everything, N(everything)));
+    write_policy_req("san-upn", csr_exts(ec, "CN=u", upn, N(upn)));
+#undef N
+    EVP_PKEY_free(ec);
+    EVP_PKEY_free(p384);
+
+    /* The CSRs real clients sent (capture_seeds.sh), without an authorization. */
+    snprintf(path, sizeof(path), "%s/fuzz_csr", outdir);
+    if ((d = opendir(path)) == NULL)
+        die(path);
+    while ((de = readdir(d)) != NULL) {
+        unsigned char buf[16384];
+        size_t n;
+        FILE *f;
+        if (strncmp(de->d_name, "real-", 5) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/fuzz_csr/%s", outdir, de->d_name);
+        /* the two selector bytes (default profile, no authorization), then the DER */
+        buf[0] = buf[1] = 0;
+        if ((f = fopen(path, "rb")) == NULL)
+            die(path);
+        n = fread(buf + 2, 1, sizeof(buf) - 2, f);
+        fclose(f);
+        snprintf(path, sizeof(path), "%s-00", de->d_name);
+        write_file("fuzz_policy", path, buf, n + 2);
+    }
+    closedir(d);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -822,14 +1028,19 @@ main(int argc, char **argv)
     size_t csrlen = 0, eccsrlen = 0;
     EVP_PKEY *ec = NULL;
 
-    if (argc != 2 && !(argc == 3 && strcmp(argv[2], "ms") == 0)) {
-        fprintf(stderr, "usage: make_corpus OUTDIR [ms]\n");
+    if (argc != 2 &&
+        !(argc == 3 && (strcmp(argv[2], "ms") == 0 || strcmp(argv[2], "policy") == 0))) {
+        fprintf(stderr, "usage: make_corpus OUTDIR [ms|policy]\n");
         return 2;
     }
     outdir = argv[1];
     keys = fuzz_init();
     if (mkdir(outdir, 0755) != 0 && errno != EEXIST)
         die(outdir);
+    if (argc == 3 && strcmp(argv[2], "policy") == 0) {
+        make_policy_seeds(); /* only corpus/fuzz_policy/ */
+        return 0;
+    }
     make_ms_csrs();
     if (argc == 3)
         return 0; /* "ms": only the Windows-style CSRs (no churn in the rest) */
@@ -838,6 +1049,7 @@ main(int argc, char **argv)
     make_csrs(&csr, &csrlen, &eccsr, &eccsrlen, ec);
     make_msgs(csr, csrlen, eccsr, eccsrlen, ec);
     make_certreps();
+    make_policy_seeds();
     OPENSSL_free(csr);
     OPENSSL_free(eccsr);
     EVP_PKEY_free(ec);

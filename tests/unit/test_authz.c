@@ -493,6 +493,62 @@ test_authz_sid_only_from_authorization(void **state)
                      SCEP_E_INVALID_ARG);
 }
 
+/*
+ * scep_policy_apply on its own (the service also runs
+ * scep_issue_check_names first, policy must not need it): a SID URI behind
+ * white space or a control is still a request's SID URI and refused; a
+ * plain URI passes.  Regression of a fuzz_policy finding.
+ */
+static void
+test_authz_policy_apply_sid_uri_whitespace(void **state)
+{
+    static const char *const uris[] = {
+        " tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-500",
+        "\ttag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-500",
+        "\ntag:Microsoft.com,2022-09-14:SID:S-1-5-21-1-2-3-500",
+        "https://device.example/a b",
+        "https://device.example/id",
+    };
+    struct scep_authz az;
+    size_t i;
+
+    (void)state;
+    memset(&az, 0, sizeof(az));
+    az.mode = "static";
+    for (i = 0; i < sizeof(uris) / sizeof(uris[0]); i++) {
+        X509_REQ *csr = X509_REQ_new();
+        X509_NAME *n = X509_NAME_new();
+        STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+        GENERAL_NAMES *gns = GENERAL_NAMES_new();
+        GENERAL_NAME *g = GENERAL_NAME_new();
+        ASN1_IA5STRING *u = ASN1_IA5STRING_new();
+        struct scep_policy_out po;
+        enum scep_err want = i + 1 == sizeof(uris) / sizeof(uris[0]) ? SCEP_OK : SCEP_E_NAME_POLICY;
+
+        assert_true(csr != NULL && n != NULL && exts != NULL && gns != NULL && g != NULL &&
+                    u != NULL);
+        assert_int_equal(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+                                                    (const unsigned char *)"dev1", -1, -1, 0),
+                         1);
+        assert_int_equal(X509_REQ_set_subject_name(csr, n), 1);
+        assert_int_equal(X509_REQ_set_pubkey(csr, test_key(1)), 1);
+        assert_int_equal(ASN1_STRING_set(u, uris[i], -1), 1);
+        GENERAL_NAME_set0_value(g, GEN_URI, u);
+        assert_true(sk_GENERAL_NAME_push(gns, g) > 0);
+        assert_true(sk_X509_EXTENSION_push(exts, X509V3_EXT_i2d(NID_subject_alt_name, 0, gns)) > 0);
+        assert_int_equal(X509_REQ_add_extensions(csr, exts), 1);
+        memset(&po, 0, sizeof(po));
+        assert_int_equal(scep_policy_apply(csr, NULL, &az, "", "", 365, &po), want);
+        if (want == SCEP_OK)
+            assert_int_equal(sk_GENERAL_NAME_num(po.sans), 1);
+        scep_policy_out_clear(&po);
+        GENERAL_NAMES_free(gns);
+        sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+        X509_NAME_free(n);
+        X509_REQ_free(csr);
+    }
+}
+
 /* ---- profiles ---- */
 
 static void
@@ -584,6 +640,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_authz_onetime_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_authz_signed_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_authz_sid_only_from_authorization, setup, teardown),
+        cmocka_unit_test(test_authz_policy_apply_sid_uri_whitespace),
         cmocka_unit_test_setup_teardown(test_authz_profile_rules, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

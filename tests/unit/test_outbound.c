@@ -970,6 +970,44 @@ group_teardown(void **state)
     return rmdir(tmpdir) == 0 ? 0 : -1;
 }
 
+/*
+ * The discovery parser on its own: the scheme is judged on the URI as kept
+ * (trailing '/' removed), so "https:///" is not "https:".  Regression of a
+ * fuzz_answers finding.
+ */
+static void
+test_outbound_intune_parse_discovery_slashes(void **state)
+{
+#define DISCOVERY_FMT                                                                              \
+    "{\"value\":[{\"providerName\":\"ScepRequestValidationFEService\",\"uri\":\"%s\"}]}"
+    static const char *const bad[] = {"https:///", "https://///", "http:///", "https:", "ftp://a"};
+    char body[256], uri[SCEP_INTUNE_URI_MAX], why[128];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(body, sizeof(body), DISCOVERY_FMT, bad[i]);
+        assert_int_equal(
+            scep_intune_parse_discovery(body, strlen(body), 0, uri, sizeof(uri), why, sizeof(why)),
+            SCEP_E_VALIDATOR);
+        assert_string_equal(uri, "");
+        assert_non_null(strstr(why, "unusable URI"));
+    }
+    snprintf(body, sizeof(body), DISCOVERY_FMT, "https://fef.example/Scep//");
+    assert_int_equal(
+        scep_intune_parse_discovery(body, strlen(body), 1, uri, sizeof(uri), why, sizeof(why)),
+        SCEP_OK);
+    assert_string_equal(uri, "https://fef.example/Scep");
+    snprintf(body, sizeof(body), DISCOVERY_FMT, "http://127.0.0.1:8080/scep");
+    assert_int_equal(
+        scep_intune_parse_discovery(body, strlen(body), 1, uri, sizeof(uri), why, sizeof(why)),
+        SCEP_E_VALIDATOR);
+    assert_int_equal(
+        scep_intune_parse_discovery(body, strlen(body), 0, uri, sizeof(uri), why, sizeof(why)),
+        SCEP_OK);
+#undef DISCOVERY_FMT
+}
+
 int
 main(void)
 {
@@ -988,6 +1026,7 @@ main(void)
         cmocka_unit_test(test_outbound_webhook_validate_wrong_key),
         cmocka_unit_test(test_outbound_webhook_deliver_retry),
         cmocka_unit_test(test_outbound_intune_new_refuses_bad_tenant),
+        cmocka_unit_test(test_outbound_intune_parse_discovery_slashes),
         cmocka_unit_test(test_outbound_intune_validate_success),
         cmocka_unit_test(test_outbound_intune_validate_denied),
         cmocka_unit_test(test_outbound_intune_validate_wrong_key),
