@@ -411,6 +411,23 @@ request_to_json(void *arg, const struct scep_request_row *row)
 }
 
 /* POST /v1/requests/ID/(approve|reject) */
+/*
+ * The audit row of an operator decision made here (approve, reject,
+ * revoke, rollover, switch); the service records the other changes itself.
+ */
+static void
+audit_op(const struct admin_req *r, const char *action, const char *object, const char *endpoint,
+         enum scep_err rc, const char *detail)
+{
+    char why[200];
+
+    snprintf(why, sizeof(why), "%s%s%s", rc == SCEP_OK ? "" : scep_errname(rc),
+             rc != SCEP_OK && detail[0] ? ": " : "", detail);
+    if (scep_store_audit(scep_service_store(r->a->svc), r->actor, action, object,
+                         endpoint ? endpoint : "", rc == SCEP_OK ? "ok" : "failed", why) != SCEP_OK)
+        scep_log(SCEP_LOG_ERROR, "admin", "audit row not written action=%s", action);
+}
+
 static enum MHD_Result
 decide(struct admin_req *r, const char *url)
 {
@@ -448,6 +465,12 @@ decide(struct admin_req *r, const char *url)
     }
     rc = approve ? scep_service_approve(r->a->svc, (int64_t)id, serial, sizeof(serial))
                  : scep_service_reject(r->a->svc, (int64_t)id, reason);
+    {
+        char obj[32];
+        snprintf(obj, sizeof(obj), "request:%llu", (unsigned long long)id);
+        audit_op(r, approve ? "request.approve" : "request.reject", obj, NULL, rc,
+                 approve ? serial : reason);
+    }
     switch (rc) {
     case SCEP_OK:
         if (approve)
@@ -509,6 +532,7 @@ revoke_cert(struct admin_req *r, const char *url)
         json_decref(j);
     }
     rc = scep_service_revoke(r->a->svc, serial, reason);
+    audit_op(r, "cert.revoke", serial, NULL, rc, scep_crl_reason_name(reason));
     switch (rc) {
     case SCEP_OK:
         return reply_json(r, MHD_HTTP_OK,
@@ -588,6 +612,9 @@ ca_change(struct admin_req *r, const char *url)
         json_decref(j);
         return reply_error(r, MHD_HTTP_NOT_FOUND, "no such route; use rollover or switch");
     }
+    audit_op(r, strcmp(url, "/v1/ca/rollover") == 0 ? "ca.rollover" : "ca.switch",
+             endpoint ? endpoint : "default", endpoint, rc,
+             rc == SCEP_OK ? (self_signed ? "self-signed" : "") : err);
     json_decref(j);
     switch (rc) {
     case SCEP_OK:

@@ -2172,8 +2172,27 @@ scep_service_approve(const struct scep_service *svc, int64_t req_id, char *seria
 
         rc = issue_for(svc, ep, req, NULL, row.txid, row.txid_len, &cert, &der, &cr, &subject,
                        &sans);
-        if (rc == SCEP_OK)
-            rc = scep_store_complete_pending(svc->store, req_id, &cr);
+        if (rc == SCEP_OK) {
+            /* the issuance's event and audit row, in its own transaction */
+            struct scep_authz az;
+            struct scep_commit_extra x;
+            char txid[200], *csr_b64 = b64_of(csr, csr_len), *ev;
+            memset(&az, 0, sizeof(az));
+            snprintf(az.actor, sizeof(az.actor), "approval:request:%lld", (long long)req_id);
+            txid_text(row.txid, row.txid_len, txid, sizeof(txid));
+            ev = event_json(ep, &az, txid, csr_b64, cert, cr.serial, cr.sha1, SCEP_OK, NULL);
+            memset(&x, 0, sizeof(x));
+            x.event_kind = "success";
+            x.event_json = ev;
+            x.event_pending = ep->notify_url[0] != '\0';
+            x.audit_actor = az.actor;
+            x.audit_action = "issue";
+            x.endpoint_name = ep->name;
+            rc = ev == NULL ? SCEP_E_NOMEM
+                            : scep_store_complete_pending(svc->store, req_id, &cr, &x);
+            free(ev);
+            free(csr_b64);
+        }
         if (rc == SCEP_OK) {
             snprintf(serial_out, serial_len, "%s", cr.serial);
             scep_log(SCEP_LOG_INFO, "issue", "approved endpoint=%s request=%lld serial=%s",
@@ -2208,8 +2227,25 @@ scep_service_reject(const struct scep_service *svc, int64_t req_id, const char *
         if (rc == SCEP_OK)
             rc = SCEP_E_NOT_PENDING;
     }
-    if (rc == SCEP_OK)
+    if (rc == SCEP_OK) {
+        /* the failure event of the rejected request (the audit row is the operator's) */
+        struct scep_request_row row;
+        unsigned char *csr = NULL;
+        size_t len = 0;
+        const struct scep_endpoint *ep;
         scep_log(SCEP_LOG_INFO, "issue", "rejected request=%lld", (long long)req_id);
+        if (scep_store_get_request(svc->store, req_id, &row, &csr, &len) == SCEP_OK &&
+            (ep = svc_endpoint_by_id(svc, row.endpoint_id)) != NULL) {
+            struct scep_authz az;
+            char txid[200], *b64 = b64_of(csr, len);
+            memset(&az, 0, sizeof(az));
+            snprintf(az.actor, sizeof(az.actor), "approval:request:%lld", (long long)req_id);
+            txid_text(row.txid, row.txid_len, txid, sizeof(txid));
+            refused(svc, ep, &az, txid, NULL, b64, SCEP_E_REJECTED, reason, 0);
+            free(b64);
+        }
+        free(csr);
+    }
     return rc;
 }
 

@@ -886,24 +886,35 @@ static const char *const wsql[] = {
                 " VALUES (?,?,?,?,?,?,?)",
 };
 
-/* A writer statement, prepared on first use and reset for new bindings. */
+/*
+ * A statement of wsql on db: from cache (the writer's, prepared on first
+ * use and kept) or, with cache NULL, prepared for one use (wstep finalizes).
+ */
 static sqlite3_stmt *
-wstmt(struct scep_store *s, int which)
+stmt_on(sqlite3 *db, sqlite3_stmt **cache, int which)
 {
-    sqlite3_stmt *st = s->wst[which];
+    sqlite3_stmt *st = cache != NULL ? cache[which] : NULL;
 
     if (st == NULL) {
-        if (sqlite3_prepare_v3(s->wdb, wsql[which], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
-            SQLITE_OK) {
-            log_sqlite(s->wdb, "prepare", sqlite3_errcode(s->wdb));
+        if (sqlite3_prepare_v3(db, wsql[which], -1, cache ? SQLITE_PREPARE_PERSISTENT : 0, &st,
+                               NULL) != SQLITE_OK) {
+            log_sqlite(db, "prepare", sqlite3_errcode(db));
             sqlite3_finalize(st);
             return NULL;
         }
-        s->wst[which] = st;
+        if (cache != NULL)
+            cache[which] = st;
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return st;
+}
+
+/* A writer statement (cached). */
+static sqlite3_stmt *
+wstmt(struct scep_store *s, int which)
+{
+    return stmt_on(s->wdb, s->wst, which);
 }
 
 static int
@@ -915,15 +926,29 @@ wstep(sqlite3_stmt *st)
     return r;
 }
 
-/* The outbox event and the audit row of a job (issuance or refusal). */
+/* Step a statement of stmt_on: reset when cached, finalized when not. */
+static int
+step_on(sqlite3_stmt **cache, sqlite3_stmt *st)
+{
+    int r = wstep(st);
+
+    if (cache == NULL)
+        sqlite3_finalize(st);
+    return r;
+}
+
+/*
+ * The outbox event and the audit row of a job (issuance or refusal), on db
+ * inside its open transaction; cache: the writer's statements, or NULL.
+ */
 static enum scep_err
-insert_records(struct scep_store *s, const struct scep_commit_extra *x, int64_t endpoint_id,
-               const char *endpoint_name, const char *object, int64_t now)
+insert_records(sqlite3 *db, sqlite3_stmt **cache, const struct scep_commit_extra *x,
+               int64_t endpoint_id, const char *endpoint_name, const char *object, int64_t now)
 {
     sqlite3_stmt *st;
 
     if (x->event_json != NULL) {
-        if ((st = wstmt(s, W_EVENT)) == NULL)
+        if ((st = stmt_on(db, cache, W_EVENT)) == NULL)
             return SCEP_E_STORE;
         sqlite3_bind_int64(st, 1, now);
         if (endpoint_id > 0)
@@ -932,13 +957,13 @@ insert_records(struct scep_store *s, const struct scep_commit_extra *x, int64_t 
         sqlite3_bind_text(st, 4, x->event_json, -1, SQLITE_STATIC);
         /* delivered only where a receiver is configured: the caller says which */
         sqlite3_bind_text(st, 5, x->event_pending ? "pending" : "local", -1, SQLITE_STATIC);
-        if (wstep(st) != SQLITE_DONE) {
-            log_sqlite(s->wdb, "insert event", sqlite3_errcode(s->wdb));
+        if (step_on(cache, st) != SQLITE_DONE) {
+            log_sqlite(db, "insert event", sqlite3_errcode(db));
             return SCEP_E_STORE;
         }
     }
     if (x->audit_actor != NULL) {
-        if ((st = wstmt(s, W_AUDIT)) == NULL)
+        if ((st = stmt_on(db, cache, W_AUDIT)) == NULL)
             return SCEP_E_STORE;
         sqlite3_bind_int64(st, 1, now);
         sqlite3_bind_text(st, 2, x->audit_actor, -1, SQLITE_STATIC);
@@ -947,8 +972,8 @@ insert_records(struct scep_store *s, const struct scep_commit_extra *x, int64_t 
         sqlite3_bind_text(st, 5, endpoint_name ? endpoint_name : "", -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 6, x->audit_outcome ? x->audit_outcome : "ok", -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 7, x->audit_reason ? x->audit_reason : "", -1, SQLITE_STATIC);
-        if (wstep(st) != SQLITE_DONE) {
-            log_sqlite(s->wdb, "insert audit", sqlite3_errcode(s->wdb));
+        if (step_on(cache, st) != SQLITE_DONE) {
+            log_sqlite(db, "insert audit", sqlite3_errcode(db));
             return SCEP_E_STORE;
         }
     }
@@ -1015,7 +1040,8 @@ insert_extra(struct scep_store *s, const struct scep_commit *j, int64_t now)
         if (wstep(st) != SQLITE_DONE)
             return SCEP_E_STORE;
     }
-    return insert_records(s, x, j->req->endpoint_id, x->endpoint_name, j->cert->serial, now);
+    return insert_records(s->wdb, s->wst, x, j->req->endpoint_id, x->endpoint_name, j->cert->serial,
+                          now);
 }
 
 /* Both rows of one job inside the open transaction; rolled back alone on failure. */
@@ -1032,7 +1058,7 @@ insert_job(struct scep_store *s, struct scep_commit *j, int64_t now)
     }
     if (j->req == NULL) {
         /* a refusal: its event and audit row only */
-        if ((rc = insert_records(s, j->extra, j->endpoint_id, j->extra->endpoint_name,
+        if ((rc = insert_records(s->wdb, s->wst, j->extra, j->endpoint_id, j->extra->endpoint_name,
                                  j->extra->object, now)) != SCEP_OK)
             goto undo;
         goto release;
@@ -1434,7 +1460,8 @@ out:
 }
 
 enum scep_err
-scep_store_complete_pending(struct scep_store *s, int64_t req_id, const struct scep_cert_row *cert)
+scep_store_complete_pending(struct scep_store *s, int64_t req_id, const struct scep_cert_row *cert,
+                            const struct scep_commit_extra *x)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
@@ -1478,7 +1505,11 @@ scep_store_complete_pending(struct scep_store *s, int64_t req_id, const struct s
         rc = map_rc(r) == SCEP_E_CONFLICT ? SCEP_E_EXISTS : map_rc(r);
         if (rc != SCEP_E_EXISTS)
             log_sqlite(db, "insert certificate", r);
+        goto out;
     }
+    /* its event and audit row in the same transaction */
+    if (x != NULL)
+        rc = insert_records(db, NULL, x, cert->endpoint_id, x->endpoint_name, cert->serial, now);
 out:
     sqlite3_finalize(st);
     return end_write(s, db, rc);

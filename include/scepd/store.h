@@ -240,7 +240,8 @@ enum scep_err scep_store_get_request(struct scep_store *s, int64_t id, struct sc
  * if it is still pending (SCEP_E_CONFLICT otherwise).  Durable on return.
  */
 enum scep_err scep_store_complete_pending(struct scep_store *s, int64_t req_id,
-                                          const struct scep_cert_row *cert) SCEP_WUR;
+                                          const struct scep_cert_row *cert,
+                                          const struct scep_commit_extra *x) SCEP_WUR;
 /*
  * Free the transactionID of a finished request for a new transaction (a
  * renewal that reuses it, as clients deriving the ID from the key do): the

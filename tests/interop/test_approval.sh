@@ -67,4 +67,16 @@ if [[ $(ctl_count_subject "$D" rejected-device) == 0 ]]; then pass approval-reje
     fail approval-reject-nothing-issued "a certificate for rejected-device exists"; fi
 if "$SCEPCTL" --data "$D" requests list --status rejected --json | grep -q 'not an inventory device'; then
     pass approval-reject-reason-kept; else fail approval-reject-reason-kept "reason missing"; fi
+# 3. the operator's decisions are in the audit trail, with who made them
+if "$SCEPCTL" --data "$D" audit list --json >"$WORK/audit.json" && python3 - "$WORK/audit.json" <<'EOF'
+import json, sys
+rows = json.load(open(sys.argv[1]))
+acts = {r["action"]: r for r in rows}
+ok = ("request.approve" in acts and "request.reject" in acts
+      and acts["request.reject"]["reason"] == "not an inventory device"
+      and acts["request.approve"]["actor"].startswith("admin")
+      and any(r["action"] == "issue" for r in rows))
+sys.exit(0 if ok else 1)
+EOF
+then pass approval-audited; else fail approval-audited "audit list lacks request.approve/reject or the issuance: $(head -c 400 "$WORK/audit.json")"; fi
 finish

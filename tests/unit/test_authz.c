@@ -323,6 +323,9 @@ test_authz_onetime_race(void **state)
     spec_for(&sp, "otc", "one-time");
     add_endpoint(f, &sp, &keys);
     new_challenge(f, "otc", 600, "", "", chal, sizeof(chal));
+    /* the test keys are made on first use, which is not thread safe: make them now */
+    for (i = 0; i < 8; i++)
+        assert_non_null(test_key(i));
     for (i = 0; i < 20; i++) {
         rs[i].f = f;
         rs[i].key = i % 8; /* keys repeat, transactions do not (fresh txid per request) */
