@@ -408,10 +408,9 @@ bound_allows(const struct scep_authz *az, const char *text)
 }
 
 static enum scep_err
-build_sans(X509_REQ *req, const struct scep_profile_row *p, const struct scep_authz *az,
-           GENERAL_NAMES **out)
+build_sans(const STACK_OF(X509_EXTENSION) * exts, const struct scep_profile_row *p,
+           const struct scep_authz *az, GENERAL_NAMES **out)
 {
-    STACK_OF(X509_EXTENSION) *exts = scep_csr_extensions(req);
     GENERAL_NAMES *gns = NULL, *res = NULL;
     enum scep_err rc = SCEP_E_NAME_POLICY;
     int crit = -1, i;
@@ -419,7 +418,6 @@ build_sans(X509_REQ *req, const struct scep_profile_row *p, const struct scep_au
     *out = NULL;
     if (exts != NULL)
         gns = X509V3_get_d2i(exts, NID_subject_alt_name, &crit, NULL);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     ERR_clear_error();
     if (gns == NULL && crit != -1)
         return SCEP_E_NAME_POLICY; /* present but unparseable or repeated */
@@ -531,11 +529,10 @@ append_oid(char *list, size_t len, const ASN1_OBJECT *o)
 }
 
 static enum scep_err
-build_eku(X509_REQ *req, const struct scep_profile_row *p, const struct scep_authz *az, char *out,
-          size_t outlen)
+build_eku(const STACK_OF(X509_EXTENSION) * exts, const struct scep_profile_row *p,
+          const struct scep_authz *az, char *out, size_t outlen)
 {
     struct ekuset allowed, narrowed;
-    STACK_OF(X509_EXTENSION) *exts = scep_csr_extensions(req);
     EXTENDED_KEY_USAGE *want = NULL;
     enum scep_err rc = SCEP_E_EKU_POLICY;
     int crit = -1, i;
@@ -589,7 +586,6 @@ out:
     if (rc != SCEP_OK)
         out[0] = '\0';
     sk_ASN1_OBJECT_pop_free(want, ASN1_OBJECT_free);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     ekuset_free(&allowed);
     ekuset_free(&narrowed);
     ERR_clear_error();
@@ -627,10 +623,10 @@ ku_cb(void *arg, const char *item)
 }
 
 static enum scep_err
-build_ku(X509_REQ *req, const struct scep_profile_row *p, char *out, size_t outlen)
+build_ku(X509_REQ *req, const STACK_OF(X509_EXTENSION) * exts, const struct scep_profile_row *p,
+         char *out, size_t outlen)
 {
     struct kuset allowed = {0, 0};
-    STACK_OF(X509_EXTENSION) * exts;
     ASN1_BIT_STRING *want = NULL;
     unsigned bits;
     int crit = -1;
@@ -644,10 +640,8 @@ build_ku(X509_REQ *req, const struct scep_profile_row *p, char *out, size_t outl
     if (each_item(p->key_usage[0] ? p->key_usage : dflt, ku_cb, &allowed) != 0 || allowed.bad)
         return SCEP_E_EKU_POLICY;
     bits = allowed.bits;
-    exts = scep_csr_extensions(req);
     if (exts != NULL)
         want = X509V3_get_d2i(exts, NID_key_usage, &crit, NULL);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     ERR_clear_error();
     if (want == NULL && crit != -1)
         return SCEP_E_EKU_POLICY;
@@ -708,6 +702,8 @@ scep_policy_apply(X509_REQ *req, const struct scep_profile_row *profile,
     struct scep_policy_out o;
     const char *org = az->organization[0] ? az->organization : ep_org;
     const char *dept = az->department[0] ? az->department : ep_dept;
+    /* the request's extensions, decoded once for the SAN, EKU and KU rules */
+    STACK_OF(X509_EXTENSION) *exts = scep_csr_extensions(req);
     enum scep_err rc;
 
     memset(&o, 0, sizeof(o));
@@ -728,9 +724,9 @@ scep_policy_apply(X509_REQ *req, const struct scep_profile_row *profile,
     p = &dflt;
     if ((rc = check_key(req, p->key_types[0] ? p->key_types : DEFAULT_KEY_TYPES)) != SCEP_OK ||
         (rc = build_subject(req, p, az, org, dept, &o.subject)) != SCEP_OK ||
-        (rc = build_sans(req, p, az, &o.sans)) != SCEP_OK ||
-        (rc = build_eku(req, p, az, o.eku, sizeof(o.eku))) != SCEP_OK ||
-        (rc = build_ku(req, p, o.key_usage, sizeof(o.key_usage))) != SCEP_OK)
+        (rc = build_sans(exts, p, az, &o.sans)) != SCEP_OK ||
+        (rc = build_eku(exts, p, az, o.eku, sizeof(o.eku))) != SCEP_OK ||
+        (rc = build_ku(req, exts, p, o.key_usage, sizeof(o.key_usage))) != SCEP_OK)
         goto out;
     if (az->sid[0] != '\0') {
         if (!scep_policy_sid_ok(az->sid)) {
@@ -756,6 +752,7 @@ scep_policy_apply(X509_REQ *req, const struct scep_profile_row *profile,
     memset(&o, 0, sizeof(o)); /* transferred */
     rc = SCEP_OK;
 out:
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     scep_policy_out_clear(&o);
     return rc;
 }

@@ -989,7 +989,8 @@ choose_profile(const struct scep_service *svc, const struct scep_endpoint *ep,
 static enum scep_err
 issue_for(const struct scep_service *svc, const struct scep_endpoint *ep, X509_REQ *req,
           const struct scep_authz *az, const unsigned char *txid, size_t txid_len, X509 **cert,
-          unsigned char **der, struct scep_cert_row *cr, char **subject, char **sans)
+          unsigned char **der, struct scep_cert_row *cr, char **subject, char **sans,
+          const struct scep_profile_row **profile)
 {
     const struct scep_profile_row *prof = choose_profile(svc, ep, az, req);
     struct scep_authz none;
@@ -1001,6 +1002,8 @@ issue_for(const struct scep_service *svc, const struct scep_endpoint *ep, X509_R
 
     *der = NULL;
     *subject = *sans = NULL;
+    if (profile != NULL)
+        *profile = prof;
     if (az == NULL) {
         memset(&none, 0, sizeof(none));
         az = &none;
@@ -1467,10 +1470,9 @@ check_renewal(const struct scep_endpoint *ep, const struct scep_cert_info *old, 
 /* The profile's duplicate-subject rule for the certificate about to be stored. */
 static enum scep_err
 duplicate_rule(const struct scep_service *svc, const struct scep_endpoint *ep,
-               const struct scep_authz *az, X509_REQ *req, const struct scep_cert_row *cr,
-               int renewal, struct scep_commit_extra *x)
+               const struct scep_profile_row *p, const struct scep_cert_row *cr, int renewal,
+               struct scep_commit_extra *x)
 {
-    const struct scep_profile_row *p = choose_profile(svc, ep, az, req);
     int64_t n = 0;
     enum scep_err rc;
 
@@ -1579,8 +1581,9 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
         goto fail;
     if ((rc = scep_spki_hash(X509_REQ_get_X509_PUBKEY(req), key_hash)) != SCEP_OK)
         goto fail;
-    /* the request as sent, for validation services and events */
-    if ((csr_b64 = b64_of(inner, innerlen)) == NULL) {
+    /* the request as sent, for the validation services that read its challenge */
+    if ((ep->mode == SCEP_MODE_WEBHOOK || ep->mode == SCEP_MODE_INTUNE) &&
+        (csr_b64 = b64_of(inner, innerlen)) == NULL) {
         rc = SCEP_E_NOMEM;
         goto fail;
     }
@@ -1697,6 +1700,7 @@ authorized:
     x.audit_action = renewal ? "renew" : "issue";
     x.endpoint_name = ep->name;
     for (attempt = 0; attempt < ISSUE_ATTEMPTS; attempt++) {
+        const struct scep_profile_row *prof = NULL;
         struct scep_cert_row cr;
         struct scep_commit job;
         char serial[sizeof(cr.serial)];
@@ -1707,9 +1711,9 @@ authorized:
         OPENSSL_free(cert_der);
         cert_der = NULL;
         if ((rc = issue_for(svc, ep, req, &az, m->txid, m->txid_len, &cert, &cert_der, &cr,
-                            &subject, &sans)) != SCEP_OK)
+                            &subject, &sans, &prof)) != SCEP_OK)
             goto fail;
-        if ((rc = duplicate_rule(svc, ep, &az, req, &cr, renewal, &x)) != SCEP_OK) {
+        if ((rc = duplicate_rule(svc, ep, prof, &cr, renewal, &x)) != SCEP_OK) {
             free(subject);
             free(sans);
             goto fail;
@@ -2171,7 +2175,7 @@ scep_service_approve(const struct scep_service *svc, int64_t req_id, char *seria
         char *subject = NULL, *sans = NULL;
 
         rc = issue_for(svc, ep, req, NULL, row.txid, row.txid_len, &cert, &der, &cr, &subject,
-                       &sans);
+                       &sans, NULL);
         if (rc == SCEP_OK) {
             /* the issuance's event and audit row, in its own transaction */
             struct scep_authz az;
