@@ -1,6 +1,8 @@
 /*
  * err.c - text and categories for the error table in err.h.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include "scepd/err.h"
 
 struct errdef {
@@ -88,4 +90,16 @@ scep_errcat_failinfo(enum scep_errcat c)
     default:
         return -1;
     }
+}
+
+void
+scep_errbuf(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (errbuf == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
 }

@@ -23,7 +23,6 @@
  * a time-out, an HTTP error or an answer without a code.
  */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,21 +68,6 @@ struct scep_intune {
     struct token graph_tok, intune_tok;
     char service[URI_MAX]; /* "" until discovered */
 };
-
-static void say(char *dst, size_t dstlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-say(char *dst, size_t dstlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (dst == NULL || dstlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(dst, dstlen, fmt, ap);
-    va_end(ap);
-}
 
 static long long
 now_s(void)
@@ -300,21 +284,21 @@ scep_intune_parse_token(const char *body, size_t len, long status, char **tok, l
             scep_httpc_printable(ecode, sizeof(ecode), json_string_value(v), json_string_length(v));
         else
             ecode[0] = '\0';
-        say(why, whylen, "token: HTTP %ld%s%s", status, ecode[0] ? " " : "", ecode);
+        scep_errbuf(why, whylen, "token: HTTP %ld%s%s", status, ecode[0] ? " " : "", ecode);
         goto out;
     }
     if (!json_is_object(ans)) {
-        say(why, whylen, "token: answer is not a JSON object");
+        scep_errbuf(why, whylen, "token: answer is not a JSON object");
         goto out;
     }
     v = json_object_get(ans, "access_token");
     if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > TOKEN_MAX ||
         !token_chars_ok(json_string_value(v), json_string_length(v))) {
-        say(why, whylen, "token: no usable access_token in the answer");
+        scep_errbuf(why, whylen, "token: no usable access_token in the answer");
         goto out;
     }
     if ((*tok = strdup(json_string_value(v))) == NULL) {
-        say(why, whylen, "token: out of memory");
+        scep_errbuf(why, whylen, "token: out of memory");
         goto out;
     }
     /* The v1 endpoint sends expires_in as a string ("3599"), v2 as a number. */
@@ -352,12 +336,12 @@ token_fetch(struct scep_intune *in, const char *resource, char **tok, long long 
     *ttl = 0;
     ul = snprintf(url, sizeof(url), "%s/%s/oauth2/token", in->login, in->cfg.tenant);
     if (ul < 0 || (size_t)ul >= sizeof(url) || make_guid(reqid) != SCEP_OK) {
-        say(why, whylen, "token: internal error");
+        scep_errbuf(why, whylen, "token: internal error");
         return SCEP_E_VALIDATOR;
     }
     flen = 3 * (strlen(in->cfg.app_id) + strlen(in->cfg.app_key) + strlen(resource)) + 128;
     if ((form = malloc(flen)) == NULL) {
-        say(why, whylen, "token: out of memory");
+        scep_errbuf(why, whylen, "token: out of memory");
         return SCEP_E_VALIDATOR;
     }
     memcpy(form, "grant_type=client_credentials&client_id=", 40);
@@ -378,7 +362,7 @@ token_fetch(struct scep_intune *in, const char *resource, char **tok, long long 
     hdrs[3] = NULL;
     httpc_opts(in, &o);
     if (scep_httpc_request(&o, "POST", url, hdrs, form, fo, &resp, err, sizeof(err)) != SCEP_OK) {
-        say(why, whylen, "token: %s", err);
+        scep_errbuf(why, whylen, "token: %s", err);
         goto out;
     }
     if (scep_intune_parse_token((const char *)resp.body, resp.len, resp.status, tok, ttl, why,
@@ -415,7 +399,7 @@ token_get_locked(struct scep_intune *in, struct token *slot, const char *resourc
     *out = NULL;
     if (slot->tok != NULL && now_s() + TOKEN_MARGIN_S < slot->exp) {
         if ((*out = strdup(slot->tok)) == NULL) {
-            say(why, whylen, "token: out of memory");
+            scep_errbuf(why, whylen, "token: out of memory");
             return SCEP_E_VALIDATOR;
         }
         return SCEP_OK;
@@ -425,7 +409,7 @@ token_get_locked(struct scep_intune *in, struct token *slot, const char *resourc
         return rc;
     if ((*out = strdup(tok)) == NULL) {
         free_wiped(tok);
-        say(why, whylen, "token: out of memory");
+        scep_errbuf(why, whylen, "token: out of memory");
         return SCEP_E_VALIDATOR;
     }
     slot->tok = tok; /* transferred */
@@ -465,7 +449,7 @@ scep_intune_parse_discovery(const char *body, size_t len, int https_only, char *
     ans = json_loadb(body, len, 0, &jerr);
     list = json_is_object(ans) ? json_object_get(ans, "value") : NULL;
     if (!json_is_array(list)) {
-        say(why, whylen, "discovery: answer has no \"value\" array");
+        scep_errbuf(why, whylen, "discovery: answer has no \"value\" array");
         goto out;
     }
     json_array_foreach(list, i, e)
@@ -483,7 +467,7 @@ scep_intune_parse_discovery(const char *body, size_t len, int https_only, char *
         while (n > 0 && json_string_value(u)[n - 1] == '/')
             n--;
         if (n == 0 || n >= urilen || !token_chars_ok(json_string_value(u), n)) {
-            say(why, whylen, "discovery: unusable URI for %s", SCEP_SERVICE_NAME);
+            scep_errbuf(why, whylen, "discovery: unusable URI for %s", SCEP_SERVICE_NAME);
             goto out;
         }
         memcpy(uri, json_string_value(u), n);
@@ -495,13 +479,13 @@ scep_intune_parse_discovery(const char *body, size_t len, int https_only, char *
          */
         if (!scep_httpc_url_ok(uri) || (https_only && strncasecmp(uri, "https://", 8) != 0)) {
             uri[0] = '\0';
-            say(why, whylen, "discovery: unusable URI for %s", SCEP_SERVICE_NAME);
+            scep_errbuf(why, whylen, "discovery: unusable URI for %s", SCEP_SERVICE_NAME);
             goto out;
         }
         rc = SCEP_OK;
         goto out;
     }
-    say(why, whylen, "discovery: %s is not among the Intune endpoints", SCEP_SERVICE_NAME);
+    scep_errbuf(why, whylen, "discovery: %s is not among the Intune endpoints", SCEP_SERVICE_NAME);
 out:
     json_decref(ans);
     return rc;
@@ -529,7 +513,7 @@ service_get(struct scep_intune *in, char *uri, char *why, size_t whylen)
     ul = snprintf(url, sizeof(url), "%s/%s/servicePrincipals/appId=%s/endpoints", in->graph,
                   GRAPH_VERSION, INTUNE_APP_ID);
     if (ul < 0 || (size_t)ul >= sizeof(url)) {
-        say(why, whylen, "discovery: Graph URL too long");
+        scep_errbuf(why, whylen, "discovery: Graph URL too long");
         goto out;
     }
     httpc_opts(in, &o);
@@ -540,7 +524,7 @@ service_get(struct scep_intune *in, char *uri, char *why, size_t whylen)
             goto out;
         alen = strlen(tok) + sizeof("Authorization: Bearer ");
         if ((auth = malloc(alen)) == NULL) {
-            say(why, whylen, "discovery: out of memory");
+            scep_errbuf(why, whylen, "discovery: out of memory");
             goto out;
         }
         snprintf(auth, alen, "Authorization: Bearer %s", tok);
@@ -550,7 +534,7 @@ service_get(struct scep_intune *in, char *uri, char *why, size_t whylen)
         hdrs[2] = "Accept: application/json";
         hdrs[3] = NULL;
         if (scep_httpc_request(&o, "GET", url, hdrs, NULL, 0, &resp, err, sizeof(err)) != SCEP_OK) {
-            say(why, whylen, "discovery: %s", err);
+            scep_errbuf(why, whylen, "discovery: %s", err);
             goto out;
         }
         if (resp.status == 401 && attempt == 0) {
@@ -567,7 +551,7 @@ service_get(struct scep_intune *in, char *uri, char *why, size_t whylen)
         break;
     }
     if (resp.status != 200) {
-        say(why, whylen, "discovery: HTTP %ld", resp.status);
+        scep_errbuf(why, whylen, "discovery: HTTP %ld", resp.status);
         goto out;
     }
     if (scep_intune_parse_discovery((const char *)resp.body, resp.len, in->graph_https, in->service,
@@ -637,7 +621,7 @@ action(struct scep_intune *in, const char *op, const char *txid, json_t *body, c
     code[0] = desc[0] = '\0';
     reqid[0] = '\0';
     if ((js = json_dumps(body, JSON_COMPACT)) == NULL) {
-        say(why, whylen, "%s: cannot encode the request as JSON", op);
+        scep_errbuf(why, whylen, "%s: cannot encode the request as JSON", op);
         goto out;
     }
     httpc_opts(in, &o);
@@ -654,13 +638,13 @@ action(struct scep_intune *in, const char *op, const char *txid, json_t *body, c
         }
         rc = SCEP_E_VALIDATOR;
         if (make_guid(reqid) != SCEP_OK) {
-            say(why, whylen, "%s: internal error", op);
+            scep_errbuf(why, whylen, "%s: internal error", op);
             goto out;
         }
         snprintf(url, sizeof(url), "%s/ScepActions/%s", uri, op);
         alen = strlen(tok) + sizeof("Authorization: Bearer ");
         if ((auth = malloc(alen)) == NULL) {
-            say(why, whylen, "%s: out of memory", op);
+            scep_errbuf(why, whylen, "%s: out of memory", op);
             goto out;
         }
         snprintf(auth, alen, "Authorization: Bearer %s", tok);
@@ -676,7 +660,7 @@ action(struct scep_intune *in, const char *op, const char *txid, json_t *body, c
             SCEP_OK) {
             /* The libraries forget the service location when it cannot be reached. */
             service_forget(in);
-            say(why, whylen, "%s: %s", op, err);
+            scep_errbuf(why, whylen, "%s: %s", op, err);
             goto out;
         }
         OPENSSL_cleanse(auth, alen);
@@ -696,12 +680,12 @@ action(struct scep_intune *in, const char *op, const char *txid, json_t *body, c
     if (resp.status < 200 || resp.status > 299) {
         if (resp.status != 401)
             service_forget(in);
-        say(why, whylen, "%s: HTTP %ld", op, resp.status);
+        scep_errbuf(why, whylen, "%s: HTTP %ld", op, resp.status);
         goto out;
     }
     if (scep_intune_parse_action((const char *)resp.body, resp.len, code, codelen, desc, desclen) !=
         SCEP_OK) {
-        say(why, whylen, "%s: the answer is not a JSON object with a \"code\"", op);
+        scep_errbuf(why, whylen, "%s: the answer is not a JSON object with a \"code\"", op);
         goto out;
     }
     rc = SCEP_OK;
@@ -730,32 +714,43 @@ nonempty(const char *s)
     return s != NULL && s[0] != '\0';
 }
 
+/*
+ * One ScepActions call with body (consumed): on_fail when it cannot be
+ * made or answered, on_code when the answer's code is not "Success".
+ */
+static enum scep_err
+ask(struct scep_intune *in, const char *name, const char *txid, json_t *body, enum scep_err on_fail,
+    enum scep_err on_code, char *why, size_t whylen)
+{
+    char code[64], desc[256];
+    enum scep_err rc;
+
+    if (body == NULL) {
+        scep_errbuf(why, whylen, "%s: cannot encode the request as JSON", name);
+        return on_fail;
+    }
+    rc = action(in, name, txid, body, code, sizeof(code), desc, sizeof(desc), why, whylen);
+    json_decref(body);
+    if (rc != SCEP_OK)
+        return on_fail;
+    if (strcmp(code, "Success") == 0)
+        return SCEP_OK;
+    scep_errbuf(why, whylen, "%s: %s", code, desc);
+    return on_code;
+}
+
 enum scep_err
 scep_intune_validate(struct scep_intune *in, const char *txid, const char *csr_b64, char *why,
                      size_t whylen)
 {
-    enum scep_err rc;
     json_t *body;
-    char code[64], desc[256];
 
-    say(why, whylen, "%s", "");
+    scep_errbuf(why, whylen, "%s", "");
     if (in == NULL || !nonempty(txid) || !nonempty(csr_b64))
         return SCEP_E_INVALID_ARG;
     body = json_pack("{s:{s:s, s:s, s:s}}", "request", "transactionId", txid, "certificateRequest",
                      csr_b64, "callerInfo", in->cfg.provider);
-    if (body == NULL) {
-        say(why, whylen, "validateRequest: cannot encode the request as JSON");
-        return SCEP_E_VALIDATOR;
-    }
-    rc = action(in, "validateRequest", txid, body, code, sizeof(code), desc, sizeof(desc), why,
-                whylen);
-    json_decref(body);
-    if (rc != SCEP_OK)
-        return SCEP_E_VALIDATOR;
-    if (strcmp(code, "Success") == 0)
-        return SCEP_OK;
-    say(why, whylen, "%s: %s", code, desc);
-    return SCEP_E_DENIED;
+    return ask(in, "validateRequest", txid, body, SCEP_E_VALIDATOR, SCEP_E_DENIED, why, whylen);
 }
 
 enum scep_err
@@ -763,11 +758,9 @@ scep_intune_success(struct scep_intune *in, const char *txid, const char *csr_b6
                     const char *thumbprint, const char *serial, const char *expiration,
                     const char *issuer, char *why, size_t whylen)
 {
-    enum scep_err rc;
     json_t *body;
-    char code[64], desc[256];
 
-    say(why, whylen, "%s", "");
+    scep_errbuf(why, whylen, "%s", "");
     if (in == NULL || !nonempty(txid) || !nonempty(csr_b64) || !nonempty(thumbprint) ||
         !nonempty(serial) || !nonempty(expiration) || !nonempty(issuer))
         return SCEP_E_INVALID_ARG;
@@ -776,19 +769,7 @@ scep_intune_success(struct scep_intune *in, const char *txid, const char *csr_b6
                      txid, "certificateRequest", csr_b64, "certificateThumbprint", thumbprint,
                      "certificateSerialNumber", serial, "certificateExpirationDateUtc", expiration,
                      "issuingCertificateAuthority", issuer, "callerInfo", in->cfg.provider);
-    if (body == NULL) {
-        say(why, whylen, "successNotification: cannot encode the request as JSON");
-        return SCEP_E_NOTIFY;
-    }
-    rc = action(in, "successNotification", txid, body, code, sizeof(code), desc, sizeof(desc), why,
-                whylen);
-    json_decref(body);
-    if (rc != SCEP_OK)
-        return SCEP_E_NOTIFY;
-    if (strcmp(code, "Success") == 0)
-        return SCEP_OK;
-    say(why, whylen, "%s: %s", code, desc);
-    return SCEP_E_NOTIFY;
+    return ask(in, "successNotification", txid, body, SCEP_E_NOTIFY, SCEP_E_NOTIFY, why, whylen);
 }
 
 /*
@@ -840,11 +821,10 @@ enum scep_err
 scep_intune_failure(struct scep_intune *in, const char *txid, const char *csr_b64, long hresult,
                     const char *description, char *why, size_t whylen)
 {
-    enum scep_err rc;
     json_t *body;
-    char code[64], desc[256], cut[4 * DESC_MAX_CHARS + 1];
+    char cut[4 * DESC_MAX_CHARS + 1];
 
-    say(why, whylen, "%s", "");
+    scep_errbuf(why, whylen, "%s", "");
     if (in == NULL || !nonempty(txid) || !nonempty(csr_b64))
         return SCEP_E_INVALID_ARG;
     /* The libraries refuse an empty description; Intune shows at most 255 characters. */
@@ -852,17 +832,5 @@ scep_intune_failure(struct scep_intune *in, const char *txid, const char *csr_b6
     body = json_pack("{s:{s:s, s:s, s:I, s:s, s:s}}", "notification", "transactionId", txid,
                      "certificateRequest", csr_b64, "hResult", (json_int_t)hresult,
                      "errorDescription", cut, "callerInfo", in->cfg.provider);
-    if (body == NULL) {
-        say(why, whylen, "failureNotification: cannot encode the request as JSON");
-        return SCEP_E_NOTIFY;
-    }
-    rc = action(in, "failureNotification", txid, body, code, sizeof(code), desc, sizeof(desc), why,
-                whylen);
-    json_decref(body);
-    if (rc != SCEP_OK)
-        return SCEP_E_NOTIFY;
-    if (strcmp(code, "Success") == 0)
-        return SCEP_OK;
-    say(why, whylen, "%s: %s", code, desc);
-    return SCEP_E_NOTIFY;
+    return ask(in, "failureNotification", txid, body, SCEP_E_NOTIFY, SCEP_E_NOTIFY, why, whylen);
 }

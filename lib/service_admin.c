@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,21 +54,6 @@
 #define EVENT_BACKOFF_MAX 3600 /* seconds */
 #define EVENT_TIMEOUT_MS 5000  /* one delivery */
 #define EVENT_BATCH_MAX 1000   /* deliver_events limit ceiling */
-
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (errbuf == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* A value given by an operator, made safe to echo in a message (control characters escaped). */
 static const char *
@@ -360,8 +344,8 @@ ep_lookup(const struct scep_service *svc, const char *name, char *errbuf, size_t
     char e[80];
 
     if (ep == NULL)
-        seterr(errbuf, errlen, "no endpoint %s; list them with scepctl endpoints list",
-               esc(or_empty(name), e, sizeof(e)));
+        scep_errbuf(errbuf, errlen, "no endpoint %s; list them with scepctl endpoints list",
+                    esc(or_empty(name), e, sizeof(e)));
     return ep;
 }
 
@@ -419,14 +403,14 @@ bad(char *errbuf, size_t errlen, const char *field, const char *value, const cha
 {
     char e[160];
 
-    seterr(errbuf, errlen, "%s %s: %s", field, esc(value, e, sizeof(e)), fix);
+    scep_errbuf(errbuf, errlen, "%s %s: %s", field, esc(value, e, sizeof(e)), fix);
     return SCEP_E_INVALID_ARG;
 }
 
 static enum scep_err
 bad_int(char *errbuf, size_t errlen, const char *field, long long value, const char *fix)
 {
-    seterr(errbuf, errlen, "%s %lld: %s", field, value, fix);
+    scep_errbuf(errbuf, errlen, "%s %lld: %s", field, value, fix);
     return SCEP_E_INVALID_ARG;
 }
 
@@ -517,18 +501,18 @@ check_intune(const struct scep_service *svc, const char *name, json_t *it, const
         ic.app_key[n] = '\0';
     }
     if (ic.tenant[0] == '\0' || ic.app_id[0] == '\0' || rc != SCEP_OK || ic.app_key[0] == '\0') {
-        seterr(errbuf, errlen,
-               "endpoint %s: mode intune needs --intune-tenant, --intune-app-id and "
-               "--intune-app-key (the application secret; kept in %s/%s.intune)",
-               name, SCEP_SECRETS_DIR, name);
+        scep_errbuf(errbuf, errlen,
+                    "endpoint %s: mode intune needs --intune-tenant, --intune-app-id and "
+                    "--intune-app-key (the application secret; kept in %s/%s.intune)",
+                    name, SCEP_SECRETS_DIR, name);
         rc = SCEP_E_INVALID_ARG;
         goto out;
     }
     if ((rc = scep_intune_new(&ic, &in)) != SCEP_OK) {
-        seterr(errbuf, errlen,
-               "endpoint %s: the Intune settings are not usable (%s); check the tenant and "
-               "the URLs",
-               name, scep_strerror(rc));
+        scep_errbuf(errbuf, errlen,
+                    "endpoint %s: the Intune settings are not usable (%s); check the tenant and "
+                    "the URLs",
+                    name, scep_strerror(rc));
         rc = SCEP_E_INVALID_ARG;
         goto out;
     }
@@ -557,10 +541,10 @@ apply_spec(const struct scep_service *svc, const struct scep_endpoint_spec *s, i
     memset(pl, 0, sizeof(*pl));
     pl->old_mode = adding ? -1 : scep_mode_parse(row->challenge_mode);
     if (!adding && (given(s->organization) || given(s->department))) {
-        seterr(errbuf, errlen,
-               "endpoint %s: organization and department are fixed once created (they are "
-               "in every certificate it issued); add a new endpoint for another O or OU",
-               name);
+        scep_errbuf(errbuf, errlen,
+                    "endpoint %s: organization and department are fixed once created (they are "
+                    "in every certificate it issued); add a new endpoint for another O or OU",
+                    name);
         return SCEP_E_INVALID_ARG;
     }
     if (adding) {
@@ -642,11 +626,12 @@ apply_spec(const struct scep_service *svc, const struct scep_endpoint_spec *s, i
     changed = mode != pl->old_mode;
     snprintf(row->challenge_mode, sizeof(row->challenge_mode), "%s", scep_mode_name(pl->mode));
     if (row->approval_manual && mode != SCEP_MODE_STATIC && mode != SCEP_MODE_WEBHOOK) {
-        seterr(errbuf, errlen,
-               "endpoint %s: --approval manual works only with mode static or webhook; mode %s "
-               "binds each request to an identity (account, challenge, token or Intune check) "
-               "that an approval later cannot check again; use --approval auto",
-               name, scep_mode_name(pl->mode));
+        scep_errbuf(
+            errbuf, errlen,
+            "endpoint %s: --approval manual works only with mode static or webhook; mode %s "
+            "binds each request to an identity (account, challenge, token or Intune check) "
+            "that an approval later cannot check again; use --approval auto",
+            name, scep_mode_name(pl->mode));
         return SCEP_E_INVALID_ARG;
     }
 
@@ -654,7 +639,8 @@ apply_spec(const struct scep_service *svc, const struct scep_endpoint_spec *s, i
         if (mode != SCEP_MODE_STATIC)
             goto not_of_mode;
         if (strlen(s->challenge) < 8 || !text_ok(s->challenge, 255)) {
-            seterr(errbuf, errlen, "--challenge: use 8 to 255 characters, no control characters");
+            scep_errbuf(errbuf, errlen,
+                        "--challenge: use 8 to 255 characters, no control characters");
             return SCEP_E_INVALID_ARG;
         }
         pl->challenge = s->challenge;
@@ -683,17 +669,18 @@ apply_spec(const struct scep_service *svc, const struct scep_endpoint_spec *s, i
             json_object_set_new(cfg, "webhook_timeout_ms", json_integer(s->webhook_timeout_ms));
         v = json_object_get(cfg, "webhook_url");
         if (!json_is_string(v) || json_string_value(v)[0] == '\0') {
-            seterr(errbuf, errlen,
-                   "endpoint %s: mode webhook needs --webhook-url (http:// or https://)", name);
+            scep_errbuf(errbuf, errlen,
+                        "endpoint %s: mode webhook needs --webhook-url (http:// or https://)",
+                        name);
             return SCEP_E_INVALID_ARG;
         }
         if (given(s->webhook_bearer)) {
             if (strcmp(s->webhook_bearer, "-") == 0)
                 pl->drop_bearer = 1;
             else if (!ascii_ok(s->webhook_bearer, sizeof(s->webhook_bearer) - 1, 0)) {
-                seterr(errbuf, errlen,
-                       "--webhook-bearer: printable ASCII without spaces, at most 255 "
-                       "characters (or - for none)");
+                scep_errbuf(errbuf, errlen,
+                            "--webhook-bearer: printable ASCII without spaces, at most 255 "
+                            "characters (or - for none)");
                 return SCEP_E_INVALID_ARG;
             } else
                 pl->write_bearer = 1;
@@ -720,7 +707,7 @@ apply_spec(const struct scep_service *svc, const struct scep_endpoint_spec *s, i
             json_object_set_new(it, "timeout_ms", json_integer(s->webhook_timeout_ms));
         if (given(s->intune_app_key)) {
             if (!text_ok(s->intune_app_key, sizeof(s->intune_app_key) - 1)) {
-                seterr(errbuf, errlen, "--intune-app-key: no control characters");
+                scep_errbuf(errbuf, errlen, "--intune-app-key: no control characters");
                 return SCEP_E_INVALID_ARG;
             }
             pl->write_intune = 1;
@@ -741,19 +728,21 @@ apply_spec(const struct scep_service *svc, const struct scep_endpoint_spec *s, i
         pl->new_notify = adding || s->rotate_key || !secret_exists(svc, name, "notify");
     if (s->rotate_key && !adding && mode != SCEP_MODE_SIGNED && mode != SCEP_MODE_WEBHOOK &&
         row->notify_url[0] == '\0') {
-        seterr(errbuf, errlen,
-               "endpoint %s: --rotate-key: mode %s has no key and no notify URL is set; nothing "
-               "to rotate (a static challenge is changed with --challenge)",
-               name, scep_mode_name(pl->mode));
+        scep_errbuf(
+            errbuf, errlen,
+            "endpoint %s: --rotate-key: mode %s has no key and no notify URL is set; nothing "
+            "to rotate (a static challenge is changed with --challenge)",
+            name, scep_mode_name(pl->mode));
         return SCEP_E_INVALID_ARG;
     }
     return SCEP_OK;
 not_of_mode:
-    seterr(errbuf, errlen,
-           "endpoint %s has mode %s: --challenge belongs to mode static, --webhook-url, "
-           "--webhook-bearer and --webhook-timeout to mode webhook, --intune-* to mode intune; "
-           "give --mode with them or leave them out",
-           name, scep_mode_name(pl->mode));
+    scep_errbuf(
+        errbuf, errlen,
+        "endpoint %s has mode %s: --challenge belongs to mode static, --webhook-url, "
+        "--webhook-bearer and --webhook-timeout to mode webhook, --intune-* to mode intune; "
+        "give --mode with them or leave them out",
+        name, scep_mode_name(pl->mode));
     return SCEP_E_INVALID_ARG;
 }
 
@@ -783,8 +772,8 @@ write_secrets(const struct scep_service *svc, const struct scep_endpoint_spec *s
         }
         OPENSSL_cleanse(chal, sizeof(chal));
         if (rc != SCEP_OK) {
-            seterr(errbuf, errlen, "endpoint %s: cannot make the challenge: %s", name,
-                   scep_strerror(rc));
+            scep_errbuf(errbuf, errlen, "endpoint %s: cannot make the challenge: %s", name,
+                        scep_strerror(rc));
             return rc;
         }
     }
@@ -807,9 +796,9 @@ write_secrets(const struct scep_service *svc, const struct scep_endpoint_spec *s
         goto fail;
     return SCEP_OK;
 fail:
-    seterr(errbuf, errlen,
-           "cannot write %s/%s/%s.%s: %s; check that the data directory is writable", svc->datadir,
-           SCEP_SECRETS_DIR, name, kind, scep_strerror(rc));
+    scep_errbuf(errbuf, errlen,
+                "cannot write %s/%s/%s.%s: %s; check that the data directory is writable",
+                svc->datadir, SCEP_SECRETS_DIR, name, kind, scep_strerror(rc));
     return rc;
 }
 
@@ -851,9 +840,9 @@ store_config(json_t *cfg, struct scep_endpoint_row *row, char *errbuf, size_t er
     if (text == NULL)
         return SCEP_E_NOMEM;
     if (strlen(text) >= sizeof(row->mode_config)) {
-        seterr(errbuf, errlen,
-               "endpoint %s: the mode settings are over %zu bytes; shorten the URLs", row->name,
-               sizeof(row->mode_config) - 1);
+        scep_errbuf(errbuf, errlen,
+                    "endpoint %s: the mode settings are over %zu bytes; shorten the URLs",
+                    row->name, sizeof(row->mode_config) - 1);
         rc = SCEP_E_TOO_LARGE;
     } else {
         snprintf(row->mode_config, sizeof(row->mode_config), "%s", text);
@@ -868,10 +857,10 @@ check_single(const struct scep_endpoint_row *row, EVP_PKEY *ca_key, char *errbuf
 {
     if (strcmp(row->getcacert_format, "single") == 0 &&
         EVP_PKEY_get_base_id(ca_key) != EVP_PKEY_RSA) {
-        seterr(errbuf, errlen,
-               "endpoint %s: --getcacert single needs an RSA CA (clients encrypt to it and it "
-               "signs the replies); use --getcacert chain",
-               row->name);
+        scep_errbuf(errbuf, errlen,
+                    "endpoint %s: --getcacert single needs an RSA CA (clients encrypt to it and it "
+                    "signs the replies); use --getcacert chain",
+                    row->name);
         return SCEP_E_INVALID_ARG;
     }
     return SCEP_OK;
@@ -889,12 +878,12 @@ write_pki_file(const struct scep_service *svc, const char *file, EVP_PKEY *key, 
         return rc;
     rc = key != NULL ? scep_pki_write_key(p, key) : scep_pki_write_cert(p, cert);
     if (rc == SCEP_E_EXISTS)
-        seterr(errbuf, errlen,
-               "%s exists (left by an earlier attempt?); move it away or choose another "
-               "endpoint name",
-               p);
+        scep_errbuf(errbuf, errlen,
+                    "%s exists (left by an earlier attempt?); move it away or choose another "
+                    "endpoint name",
+                    p);
     else if (rc != SCEP_OK)
-        seterr(errbuf, errlen, "cannot write %s: %s", p, scep_strerror(rc));
+        scep_errbuf(errbuf, errlen, "cannot write %s: %s", p, scep_strerror(rc));
     return rc;
 }
 
@@ -950,16 +939,16 @@ scep_service_add_endpoint(struct scep_service *svc, const struct scep_endpoint_s
     memset(&row, 0, sizeof(row));
     memset(&carow, 0, sizeof(carow));
     memset(keys, 0, sizeof(*keys));
-    seterr(errbuf, errlen, "%s", "");
+    scep_errbuf(errbuf, errlen, "%s", "");
     if (!spec_terminated(spec)) {
-        seterr(errbuf, errlen, "a field of the endpoint is over its size; shorten it");
+        scep_errbuf(errbuf, errlen, "a field of the endpoint is over its size; shorten it");
         return SCEP_E_INVALID_ARG;
     }
     if (!endpoint_name_ok(spec->name)) {
-        seterr(errbuf, errlen,
-               "endpoint name \"%s\": use 1 to 63 of a-z 0-9 . _ -, starting with a letter or "
-               "digit (not \"crl\")",
-               esc(spec->name, e, sizeof(e)));
+        scep_errbuf(errbuf, errlen,
+                    "endpoint name \"%s\": use 1 to 63 of a-z 0-9 . _ -, starting with a letter or "
+                    "digit (not \"crl\")",
+                    esc(spec->name, e, sizeof(e)));
         return SCEP_E_INVALID_ARG;
     }
     /* the defaults of a new endpoint */
@@ -979,12 +968,13 @@ scep_service_add_endpoint(struct scep_service *svc, const struct scep_endpoint_s
     pthread_mutex_lock(&svc->reload_mu);
     t = svc_tbl(svc);
     if ((rc = find_row(svc, spec->name, &cur)) == SCEP_OK) {
-        seterr(errbuf, errlen, "endpoint %s exists; change it with scepctl endpoints update %s",
-               spec->name, spec->name);
+        scep_errbuf(errbuf, errlen,
+                    "endpoint %s exists; change it with scepctl endpoints update %s", spec->name,
+                    spec->name);
         rc = SCEP_E_EXISTS;
         goto out;
     } else if (rc != SCEP_E_NO_ENTRY) {
-        seterr(errbuf, errlen, "cannot read the endpoints: %s", scep_strerror(rc));
+        scep_errbuf(errbuf, errlen, "cannot read the endpoints: %s", scep_strerror(rc));
         goto out;
     }
     if ((rc = apply_spec(svc, spec, 1, &row, cfg, &pl, errbuf, errlen)) != SCEP_OK)
@@ -993,9 +983,9 @@ scep_service_add_endpoint(struct scep_service *svc, const struct scep_endpoint_s
     /* its CA: an existing one or a new self-signed one */
     rc = SCEP_E_INVALID_ARG;
     if (given(spec->ca) && (given(spec->new_ca_subject) || given(spec->new_ca_key))) {
-        seterr(errbuf, errlen,
-               "endpoint %s: give --ca (an existing CA) or --new-ca (a new one), not both",
-               spec->name);
+        scep_errbuf(errbuf, errlen,
+                    "endpoint %s: give --ca (an existing CA) or --new-ca (a new one), not both",
+                    spec->name);
         goto out;
     }
     if (!given(spec->ca) && !given(spec->new_ca_subject)) {
@@ -1025,17 +1015,17 @@ scep_service_add_endpoint(struct scep_service *svc, const struct scep_endpoint_s
             goto out;
         }
         if ((rc = scep_pki_make_root(new_key, dn, 3650, &new_cert)) != SCEP_OK) {
-            seterr(errbuf, errlen, "endpoint %s: cannot make the CA: %s", spec->name,
-                   scep_strerror(rc));
+            scep_errbuf(errbuf, errlen, "endpoint %s: cannot make the CA: %s", spec->name,
+                        scep_strerror(rc));
             goto out;
         }
         ca_cert = new_cert;
         ca_key = new_key;
     } else {
-        seterr(errbuf, errlen,
-               "endpoint %s: give --ca NAME (an existing CA, see scepctl ca list) or "
-               "--new-ca DN (a new self-signed CA)",
-               spec->name);
+        scep_errbuf(errbuf, errlen,
+                    "endpoint %s: give --ca NAME (an existing CA, see scepctl ca list) or "
+                    "--new-ca DN (a new self-signed CA)",
+                    spec->name);
         goto out;
     }
     if ((rc = check_single(&row, ca_key, errbuf, errlen)) != SCEP_OK)
@@ -1049,8 +1039,8 @@ scep_service_add_endpoint(struct scep_service *svc, const struct scep_endpoint_s
     if ((rc = scep_pki_genkey("rsa:2048", &ra_key)) != SCEP_OK ||
         (rc = scep_pki_parse_dn(ra_dn, &dn)) != SCEP_OK ||
         (rc = scep_pki_make_ra(ra_key, dn, ca_cert, ca_key, 1825, &ra)) != SCEP_OK) {
-        seterr(errbuf, errlen, "endpoint %s: cannot make the RA: %s", spec->name,
-               scep_strerror(rc));
+        scep_errbuf(errbuf, errlen, "endpoint %s: cannot make the RA: %s", spec->name,
+                    scep_strerror(rc));
         goto out;
     }
 
@@ -1085,8 +1075,8 @@ scep_service_add_endpoint(struct scep_service *svc, const struct scep_endpoint_s
                 break;
         }
         if (rc != SCEP_OK) {
-            seterr(errbuf, errlen, "endpoint %s: cannot record its CA: %s", spec->name,
-                   scep_strerror(rc));
+            scep_errbuf(errbuf, errlen, "endpoint %s: cannot record its CA: %s", spec->name,
+                        scep_strerror(rc));
             goto out;
         }
         made_ca = 0; /* the CA row refers to its files now: they stay */
@@ -1105,10 +1095,10 @@ scep_service_add_endpoint(struct scep_service *svc, const struct scep_endpoint_s
         goto out;
     if ((rc = scep_store_add_endpoint(svc->store, &row, &ep_id)) != SCEP_OK) {
         if (rc == SCEP_E_CONFLICT)
-            seterr(errbuf, errlen, "endpoint %s exists", spec->name);
+            scep_errbuf(errbuf, errlen, "endpoint %s exists", spec->name);
         else
-            seterr(errbuf, errlen, "endpoint %s: cannot store it: %s", spec->name,
-                   scep_strerror(rc));
+            scep_errbuf(errbuf, errlen, "endpoint %s: cannot store it: %s", spec->name,
+                        scep_strerror(rc));
         goto out;
     }
     stored = 1;
@@ -1199,27 +1189,27 @@ scep_service_update_endpoint(struct scep_service *svc, const struct scep_endpoin
     enum scep_err rc;
 
     memset(keys, 0, sizeof(*keys));
-    seterr(errbuf, errlen, "%s", "");
+    scep_errbuf(errbuf, errlen, "%s", "");
     if (!spec_terminated(spec)) {
-        seterr(errbuf, errlen, "a field of the endpoint is over its size; shorten it");
+        scep_errbuf(errbuf, errlen, "a field of the endpoint is over its size; shorten it");
         return SCEP_E_INVALID_ARG;
     }
     pthread_mutex_lock(&svc->reload_mu);
     if ((rc = find_row(svc, spec->name, &row)) != SCEP_OK) {
         if (rc == SCEP_E_NO_ENTRY)
-            seterr(errbuf, errlen, "no endpoint %s; list them with scepctl endpoints list",
-                   esc(spec->name, e, sizeof(e)));
+            scep_errbuf(errbuf, errlen, "no endpoint %s; list them with scepctl endpoints list",
+                        esc(spec->name, e, sizeof(e)));
         else
-            seterr(errbuf, errlen, "cannot read the endpoints: %s", scep_strerror(rc));
+            scep_errbuf(errbuf, errlen, "cannot read the endpoints: %s", scep_strerror(rc));
         goto out;
     }
     ca = svc_ca_by_id(svc_tbl(svc), row.ca_id);
     if ((given(spec->ca) && (ca == NULL || strcmp(spec->ca, ca->name) != 0)) ||
         given(spec->new_ca_subject) || given(spec->new_ca_key)) {
-        seterr(errbuf, errlen,
-               "endpoint %s: its CA cannot be changed here; use scepctl ca rollover and ca "
-               "switch, or add a new endpoint with the other CA",
-               spec->name);
+        scep_errbuf(errbuf, errlen,
+                    "endpoint %s: its CA cannot be changed here; use scepctl ca rollover and ca "
+                    "switch, or add a new endpoint with the other CA",
+                    spec->name);
         rc = SCEP_E_INVALID_ARG;
         goto out;
     }
@@ -1241,8 +1231,8 @@ scep_service_update_endpoint(struct scep_service *svc, const struct scep_endpoin
     if ((rc = store_config(cfg, &row, errbuf, errlen)) != SCEP_OK)
         goto out;
     if ((rc = scep_store_update_endpoint(svc->store, &row)) != SCEP_OK) {
-        seterr(errbuf, errlen, "endpoint %s: cannot store the change: %s", spec->name,
-               scep_strerror(rc));
+        scep_errbuf(errbuf, errlen, "endpoint %s: cannot store the change: %s", spec->name,
+                    scep_strerror(rc));
         goto out;
     }
     given_fields(spec, fields, sizeof(fields));
@@ -1271,24 +1261,25 @@ scep_service_enable_endpoint(struct scep_service *svc, const char *name, int ena
     char e[100];
     enum scep_err rc;
 
-    seterr(errbuf, errlen, "%s", "");
+    scep_errbuf(errbuf, errlen, "%s", "");
     if (!given(name)) {
-        seterr(errbuf, errlen, "give the name of the endpoint to %s",
-               enabled ? "enable" : "disable");
+        scep_errbuf(errbuf, errlen, "give the name of the endpoint to %s",
+                    enabled ? "enable" : "disable");
         return SCEP_E_INVALID_ARG;
     }
     pthread_mutex_lock(&svc->reload_mu);
     if ((rc = find_row(svc, name, &row)) != SCEP_OK) {
         if (rc == SCEP_E_NO_ENTRY)
-            seterr(errbuf, errlen, "no endpoint %s; list them with scepctl endpoints list",
-                   esc(name, e, sizeof(e)));
+            scep_errbuf(errbuf, errlen, "no endpoint %s; list them with scepctl endpoints list",
+                        esc(name, e, sizeof(e)));
         else
-            seterr(errbuf, errlen, "cannot read the endpoints: %s", scep_strerror(rc));
+            scep_errbuf(errbuf, errlen, "cannot read the endpoints: %s", scep_strerror(rc));
         goto out;
     }
     row.enabled = enabled ? 1 : 0;
     if ((rc = scep_store_update_endpoint(svc->store, &row)) != SCEP_OK) {
-        seterr(errbuf, errlen, "endpoint %s: cannot store the change: %s", name, scep_strerror(rc));
+        scep_errbuf(errbuf, errlen, "endpoint %s: cannot store the change: %s", name,
+                    scep_strerror(rc));
         goto out;
     }
     audit(svc, actor, action, name, name, "");
@@ -1432,10 +1423,11 @@ account_endpoint(const struct scep_service *svc, const char *endpoint, enum scep
 
     *rc = SCEP_E_NO_ENTRY;
     if (ep != NULL && ep->mode != SCEP_MODE_ACCOUNT) {
-        seterr(errbuf, errlen,
-               "endpoint %s has mode %s: accounts belong to mode account endpoints; use one, or "
-               "change it with scepctl endpoints update %s --mode account",
-               ep->name, scep_mode_name(ep->mode), ep->name);
+        scep_errbuf(
+            errbuf, errlen,
+            "endpoint %s has mode %s: accounts belong to mode account endpoints; use one, or "
+            "change it with scepctl endpoints update %s --mode account",
+            ep->name, scep_mode_name(ep->mode), ep->name);
         *rc = SCEP_E_INVALID_ARG;
         return NULL;
     }
@@ -1454,9 +1446,10 @@ account_code(const struct scep_service *svc, const char *code, char *code_out, s
 
     if (given(code)) {
         if (strlen(code) < 12 || !ascii_ok(code, 255, 0)) {
-            seterr(errbuf, errlen,
-                   "--code: use 12 to 255 printable characters without spaces, or leave it out "
-                   "to have one generated");
+            scep_errbuf(
+                errbuf, errlen,
+                "--code: use 12 to 255 printable characters without spaces, or leave it out "
+                "to have one generated");
             return SCEP_E_INVALID_ARG;
         }
     } else {
@@ -1466,7 +1459,8 @@ account_code(const struct scep_service *svc, const char *code, char *code_out, s
     }
     if (code_len <= strlen(code)) {
         OPENSSL_cleanse(gen, sizeof(gen));
-        seterr(errbuf, errlen, "no room for the access code (%zu bytes needed)", strlen(code) + 1);
+        scep_errbuf(errbuf, errlen, "no room for the access code (%zu bytes needed)",
+                    strlen(code) + 1);
         return SCEP_E_TOO_LARGE;
     }
     rc = svc_code_hash(svc, "account", code, strlen(code), h);
@@ -1492,7 +1486,7 @@ scep_service_add_account(struct scep_service *svc, const char *endpoint, const c
 
     if (code_len > 0)
         code_out[0] = '\0';
-    seterr(errbuf, errlen, "%s", "");
+    scep_errbuf(errbuf, errlen, "%s", "");
     memset(&a, 0, sizeof(a));
     if ((ep = account_endpoint(svc, endpoint, &rc, errbuf, errlen)) == NULL)
         return rc;
@@ -1526,12 +1520,12 @@ scep_service_add_account(struct scep_service *svc, const char *endpoint, const c
         goto out;
     if ((rc = scep_store_add_account(svc->store, &a, &id)) != SCEP_OK) {
         if (rc == SCEP_E_CONFLICT)
-            seterr(errbuf, errlen,
-                   "account %s on endpoint %s: name taken or code already in use; choose "
-                   "another name, or leave --code out to have one generated",
-                   esc(name, e, sizeof(e)), ep->name);
+            scep_errbuf(errbuf, errlen,
+                        "account %s on endpoint %s: name taken or code already in use; choose "
+                        "another name, or leave --code out to have one generated",
+                        esc(name, e, sizeof(e)), ep->name);
         else
-            seterr(errbuf, errlen, "cannot store the account: %s", scep_strerror(rc));
+            scep_errbuf(errbuf, errlen, "cannot store the account: %s", scep_strerror(rc));
         goto out;
     }
     snprintf(detail, sizeof(detail), "id=%lld profile=%s validity_days=%d", (long long)id,
@@ -1560,7 +1554,7 @@ scep_service_account_op(struct scep_service *svc, const char *endpoint, const ch
 
     if (code_len > 0)
         code_out[0] = '\0';
-    seterr(errbuf, errlen, "%s", "");
+    scep_errbuf(errbuf, errlen, "%s", "");
     if ((ep = account_endpoint(svc, endpoint, &rc, errbuf, errlen)) == NULL)
         return rc;
     op = or_empty(op);
@@ -1571,11 +1565,11 @@ scep_service_account_op(struct scep_service *svc, const char *endpoint, const ch
                    "use 1 to 63 of A-Z a-z 0-9 . _ @ -");
     if ((rc = scep_store_get_account(svc->store, ep->id, name, &a)) != SCEP_OK) {
         if (rc == SCEP_E_NO_ENTRY)
-            seterr(errbuf, errlen,
-                   "no account %s on endpoint %s; list them with scepctl accounts list",
-                   esc(name, e, sizeof(e)), ep->name);
+            scep_errbuf(errbuf, errlen,
+                        "no account %s on endpoint %s; list them with scepctl accounts list",
+                        esc(name, e, sizeof(e)), ep->name);
         else
-            seterr(errbuf, errlen, "cannot read the account: %s", scep_strerror(rc));
+            scep_errbuf(errbuf, errlen, "cannot read the account: %s", scep_strerror(rc));
         return rc;
     }
     if (strcmp(op, "rotate-code") == 0) {
@@ -1587,8 +1581,8 @@ scep_service_account_op(struct scep_service *svc, const char *endpoint, const ch
     }
     if (rc != SCEP_OK) {
         if (errbuf != NULL && errlen > 0 && errbuf[0] == '\0')
-            seterr(errbuf, errlen, "account %s: cannot store the change: %s", a.name,
-                   scep_strerror(rc));
+            scep_errbuf(errbuf, errlen, "account %s: cannot store the change: %s", a.name,
+                        scep_strerror(rc));
         if (code_len > 0)
             OPENSSL_cleanse(code_out, code_len);
         return rc;
@@ -1720,21 +1714,21 @@ scep_service_new_challenge(struct scep_service *svc, const char *endpoint, int t
 
     if (outlen > 0)
         out[0] = '\0';
-    seterr(errbuf, errlen, "%s", "");
+    scep_errbuf(errbuf, errlen, "%s", "");
     memset(&c, 0, sizeof(c));
     if ((ep = ep_lookup(svc, endpoint, errbuf, errlen)) == NULL)
         return SCEP_E_NO_ENTRY;
     if (ep->mode != SCEP_MODE_ONETIME) {
-        seterr(errbuf, errlen,
-               "endpoint %s has mode %s: one-time challenges are for mode one-time endpoints",
-               ep->name, scep_mode_name(ep->mode));
+        scep_errbuf(errbuf, errlen,
+                    "endpoint %s has mode %s: one-time challenges are for mode one-time endpoints",
+                    ep->name, scep_mode_name(ep->mode));
         return SCEP_E_INVALID_ARG;
     }
     if ((rc = check_ttl(ep, ttl, &ttl, errbuf, errlen)) != SCEP_OK ||
         (rc = check_identity(subject, sans, device, sid, &az, errbuf, errlen)) != SCEP_OK)
         return rc;
     if (outlen <= OTC_LEN) {
-        seterr(errbuf, errlen, "no room for the challenge (%d bytes needed)", OTC_LEN + 1);
+        scep_errbuf(errbuf, errlen, "no room for the challenge (%d bytes needed)", OTC_LEN + 1);
         return SCEP_E_TOO_LARGE;
     }
     if ((rc = scep_pki_random_text(chal, OTC_LEN)) != SCEP_OK ||
@@ -1749,14 +1743,14 @@ scep_service_new_challenge(struct scep_service *svc, const char *endpoint, int t
     c.expires_at = c.created_at + ttl;
     rc = scep_store_add_challenge(svc->store, &c, ep->max_outstanding, &id);
     if (rc == SCEP_E_CHALLENGE_CAP) {
-        seterr(errbuf, errlen,
-               "endpoint %s has %d outstanding one-time challenges (its cap); use some, let "
-               "them expire or raise --max-outstanding",
-               ep->name, ep->max_outstanding);
+        scep_errbuf(errbuf, errlen,
+                    "endpoint %s has %d outstanding one-time challenges (its cap); use some, let "
+                    "them expire or raise --max-outstanding",
+                    ep->name, ep->max_outstanding);
         goto out;
     }
     if (rc != SCEP_OK) {
-        seterr(errbuf, errlen, "cannot store the challenge: %s", scep_strerror(rc));
+        scep_errbuf(errbuf, errlen, "cannot store the challenge: %s", scep_strerror(rc));
         goto out;
     }
     snprintf(out, outlen, "%s", chal);
@@ -1834,14 +1828,14 @@ scep_service_sign_token(struct scep_service *svc, const char *endpoint, int ttl,
 
     if (outlen > 0)
         out[0] = '\0';
-    seterr(errbuf, errlen, "%s", "");
+    scep_errbuf(errbuf, errlen, "%s", "");
     memset(&tok, 0, sizeof(tok));
     if ((ep = ep_lookup(svc, endpoint, errbuf, errlen)) == NULL)
         return SCEP_E_NO_ENTRY;
     if (ep->mode != SCEP_MODE_SIGNED) {
-        seterr(errbuf, errlen,
-               "endpoint %s has mode %s: signed tokens are for mode signed endpoints", ep->name,
-               scep_mode_name(ep->mode));
+        scep_errbuf(errbuf, errlen,
+                    "endpoint %s has mode %s: signed tokens are for mode signed endpoints",
+                    ep->name, scep_mode_name(ep->mode));
         return SCEP_E_INVALID_ARG;
     }
     if ((rc = check_ttl(ep, ttl, &ttl, errbuf, errlen)) != SCEP_OK ||
@@ -1863,18 +1857,18 @@ scep_service_sign_token(struct scep_service *svc, const char *endpoint, int ttl,
     snprintf(tok.sid, sizeof(tok.sid), "%s", or_empty(sid));
     rc = svc_secret_read(svc, ep->name, "token", key, sizeof(key), &klen);
     if (rc != SCEP_OK || klen != sizeof(key)) {
-        seterr(errbuf, errlen,
-               "endpoint %s: its token key %s/%s.token is missing or not 32 bytes; make a new "
-               "one with scepctl endpoints update %s --rotate-key",
-               ep->name, SCEP_SECRETS_DIR, ep->name, ep->name);
+        scep_errbuf(errbuf, errlen,
+                    "endpoint %s: its token key %s/%s.token is missing or not 32 bytes; make a new "
+                    "one with scepctl endpoints update %s --rotate-key",
+                    ep->name, SCEP_SECRETS_DIR, ep->name, ep->name);
         rc = SCEP_E_KEY_FILE;
         goto out;
     }
     if ((rc = scep_token_sign(key, klen, &tok, out, outlen)) != SCEP_OK) {
-        seterr(errbuf, errlen,
-               "the token cannot be made: a field is malformed (text without control "
-               "characters, EKU names or OIDs) or the token is over %d bytes",
-               SCEP_TOKEN_MAX);
+        scep_errbuf(errbuf, errlen,
+                    "the token cannot be made: a field is malformed (text without control "
+                    "characters, EKU names or OIDs) or the token is over %d bytes",
+                    SCEP_TOKEN_MAX);
         goto out;
     }
     snprintf(detail, sizeof(detail), "nonce=%s expires=%lld", tok.nonce, (long long)tok.expires);
@@ -1902,10 +1896,11 @@ scep_service_update_profile(struct scep_service *svc, const struct scep_profile_
     int64_t id = 0;
     enum scep_err rc;
 
-    seterr(errbuf, errlen, "%s", "");
+    scep_errbuf(errbuf, errlen, "%s", "");
     if (memchr(p->name, '\0', sizeof(p->name)) == NULL || p->name[0] == '\0' ||
         !ascii_ok(p->name, sizeof(p->name) - 1, 0)) {
-        seterr(errbuf, errlen, "a profile needs a name: 1 to 63 printable characters, no spaces");
+        scep_errbuf(errbuf, errlen,
+                    "a profile needs a name: 1 to 63 printable characters, no spaces");
         return SCEP_E_INVALID_ARG;
     }
     if ((rc = scep_policy_check_profile(p, errbuf, errlen)) != SCEP_OK)
@@ -1922,10 +1917,11 @@ scep_service_update_profile(struct scep_service *svc, const struct scep_profile_
         row.id = id;
     }
     if (rc == SCEP_E_CONFLICT)
-        seterr(errbuf, errlen, "profile %s: template %s is another profile's; choose another one",
-               p->name, esc(p->template_name, e, sizeof(e)));
+        scep_errbuf(errbuf, errlen,
+                    "profile %s: template %s is another profile's; choose another one", p->name,
+                    esc(p->template_name, e, sizeof(e)));
     else if (rc != SCEP_OK)
-        seterr(errbuf, errlen, "profile %s: cannot store it: %s", p->name, scep_strerror(rc));
+        scep_errbuf(errbuf, errlen, "profile %s: cannot store it: %s", p->name, scep_strerror(rc));
     if (rc == SCEP_OK) {
         audit(svc, actor, action, p->name, "", "");
         scep_log(SCEP_LOG_INFO, "admin", "%s name=%s id=%lld actor=%s", action, p->name,

@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,21 +57,6 @@ scep_setup_is_empty(const char *datadir)
     }
     closedir(d);
     return empty;
-}
-
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
 }
 
 static void
@@ -131,14 +115,15 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
     if (challenge_len > 0)
         challenge_out[0] = '\0';
     if (!scep_setup_is_empty(o->datadir)) {
-        seterr(errbuf, errlen, "%s exists and is not empty; choose a new directory", o->datadir);
+        scep_errbuf(errbuf, errlen, "%s exists and is not empty; choose a new directory",
+                    o->datadir);
         return SCEP_E_EXISTS;
     }
     /* The challenge: given (checked) or generated from [A-Za-z0-9] (digest P9). */
     if (o->challenge != NULL) {
         size_t n = strlen(o->challenge);
         if (n < 8 || n >= challenge_len || n > 255) {
-            seterr(errbuf, errlen, "--challenge must be 8 to 255 characters");
+            scep_errbuf(errbuf, errlen, "--challenge must be 8 to 255 characters");
             return SCEP_E_INVALID_ARG;
         }
         memcpy(challenge_out, o->challenge, n + 1);
@@ -151,10 +136,10 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
     if (snprintf(tmp, sizeof(tmp), "%s.init-XXXXXX", o->datadir) >= (int)sizeof(tmp))
         return SCEP_E_TOO_LARGE;
     if (mkdtemp(tmp) == NULL) {
-        seterr(errbuf, errlen,
-               "cannot create a directory next to %s: %s; check that the parent exists and is "
-               "writable",
-               o->datadir, strerror(errno));
+        scep_errbuf(errbuf, errlen,
+                    "cannot create a directory next to %s: %s; check that the parent exists and is "
+                    "writable",
+                    o->datadir, strerror(errno));
         return SCEP_E_IO;
     }
     made_tmp = 1;
@@ -176,43 +161,45 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
     /* The CA: imported or a new self-signed root. */
     if (o->ca_cert_file != NULL || o->ca_key_file != NULL) {
         if (o->ca_cert_file == NULL || o->ca_key_file == NULL) {
-            seterr(errbuf, errlen, "--ca-cert and --ca-key-file go together");
+            scep_errbuf(errbuf, errlen, "--ca-cert and --ca-key-file go together");
             rc = SCEP_E_INVALID_ARG;
             goto out;
         }
         if (scep_pki_read_cert(o->ca_cert_file, &ca) != SCEP_OK) {
-            seterr(errbuf, errlen, "%s: not a PEM certificate", o->ca_cert_file);
+            scep_errbuf(errbuf, errlen, "%s: not a PEM certificate", o->ca_cert_file);
             rc = SCEP_E_KEY_FILE;
             goto out;
         }
         if (scep_pki_read_key(o->ca_key_file, &ca_key) != SCEP_OK) {
-            seterr(errbuf, errlen, "%s: not an unencrypted PEM private key", o->ca_key_file);
+            scep_errbuf(errbuf, errlen, "%s: not an unencrypted PEM private key", o->ca_key_file);
             rc = SCEP_E_KEY_FILE;
             goto out;
         }
         if (X509_check_private_key(ca, ca_key) != 1) {
-            seterr(errbuf, errlen, "%s does not match the key of %s", o->ca_key_file,
-                   o->ca_cert_file);
+            scep_errbuf(errbuf, errlen, "%s does not match the key of %s", o->ca_key_file,
+                        o->ca_cert_file);
             rc = SCEP_E_KEY_FILE;
             goto out;
         }
         if (X509_check_ca(ca) == 0) {
-            seterr(errbuf, errlen, "%s is not a CA certificate (basicConstraints CA:TRUE needed)",
-                   o->ca_cert_file);
+            scep_errbuf(errbuf, errlen,
+                        "%s is not a CA certificate (basicConstraints CA:TRUE needed)",
+                        o->ca_cert_file);
             rc = SCEP_E_KEY_FILE;
             goto out;
         }
     } else {
         const char *spec = o->ca_key_spec ? o->ca_key_spec : "rsa:2048";
         if (scep_pki_genkey(spec, &ca_key) != SCEP_OK) {
-            seterr(errbuf, errlen,
-                   "--ca-key %s: use rsa:2048, rsa:3072, rsa:4096, ec:p256 or ec:p384", spec);
+            scep_errbuf(errbuf, errlen,
+                        "--ca-key %s: use rsa:2048, rsa:3072, rsa:4096, ec:p256 or ec:p384", spec);
             rc = SCEP_E_INVALID_ARG;
             goto out;
         }
         if (scep_pki_parse_dn(o->ca_subject ? o->ca_subject : "CN=scepd CA,O=scepd", &ca_name) !=
             SCEP_OK) {
-            seterr(errbuf, errlen, "--ca-subject %s: write it as CN=name,O=org", o->ca_subject);
+            scep_errbuf(errbuf, errlen, "--ca-subject %s: write it as CN=name,O=org",
+                        o->ca_subject);
             rc = SCEP_E_INVALID_ARG;
             goto out;
         }
@@ -220,9 +207,10 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
             goto out;
     }
     if (o->getcacert_single && EVP_PKEY_get_base_id(ca_key) != EVP_PKEY_RSA) {
-        seterr(errbuf, errlen,
-               "--getcacert single needs an RSA CA (clients encrypt to it); use --ca-key rsa:2048 "
-               "or --getcacert chain");
+        scep_errbuf(
+            errbuf, errlen,
+            "--getcacert single needs an RSA CA (clients encrypt to it); use --ca-key rsa:2048 "
+            "or --getcacert chain");
         rc = SCEP_E_INVALID_ARG;
         goto out;
     }
@@ -250,7 +238,7 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
     /* The database and the default endpoint. */
     if ((rc = scep_path(p, sizeof(p), tmp, SCEP_DB_FILE)) != SCEP_OK ||
         (rc = scep_store_open(p, 1, &store)) != SCEP_OK) {
-        seterr(errbuf, errlen, "cannot create the database %s", p);
+        scep_errbuf(errbuf, errlen, "cannot create the database %s", p);
         goto out;
     }
     snprintf(carow.name, sizeof(carow.name), "default");
@@ -285,10 +273,10 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
         if ((strncmp(o->public_url, "http://", 7) != 0 &&
              strncmp(o->public_url, "https://", 8) != 0) ||
             n >= sizeof(url) || strpbrk(o->public_url, " \t\r\n\"<>") != NULL) {
-            seterr(errbuf, errlen,
-                   "--public-url %s: give the http(s) base URL clients reach scepd at, e.g. "
-                   "http://scep.example.com",
-                   o->public_url);
+            scep_errbuf(errbuf, errlen,
+                        "--public-url %s: give the http(s) base URL clients reach scepd at, e.g. "
+                        "http://scep.example.com",
+                        o->public_url);
             rc = SCEP_E_INVALID_ARG;
             goto out;
         }
@@ -311,7 +299,7 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
     goto out;
 io:
     if (errbuf != NULL && errlen > 0 && errbuf[0] == '\0')
-        seterr(errbuf, errlen, "writing %s failed: %s", o->datadir, strerror(errno));
+        scep_errbuf(errbuf, errlen, "writing %s failed: %s", o->datadir, strerror(errno));
     if (rc == SCEP_OK || rc == SCEP_E_INTERNAL)
         rc = SCEP_E_IO;
 out:

@@ -7,7 +7,6 @@
  * never: log or keep the challenge, the bearer token or the HMAC key; take
  * a JSON string "true" or a 3xx for an allow.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,21 +26,6 @@
 #define WEBHOOK_DEFAULT_TIMEOUT_MS 5000
 /* "t=" + 20 digits + ",v1=" + 64 hex + NUL */
 #define SIG_MAX 96
-
-static void say(char *dst, size_t dstlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-say(char *dst, size_t dstlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (dst == NULL || dstlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(dst, dstlen, fmt, ap);
-    va_end(ap);
-}
 
 void
 scep_webhook_signature(const unsigned char *key, size_t keylen, long long t, const char *body,
@@ -110,7 +94,7 @@ webhook_post(const struct scep_webhook_cfg *cfg, const char *body, size_t bodyle
 
     memset(resp, 0, sizeof(*resp));
     if (!scep_httpc_url_ok(cfg->url)) {
-        say(err, errlen, "webhook URL must start with http:// or https://");
+        scep_errbuf(err, errlen, "webhook URL must start with http:// or https://");
         return SCEP_E_INVALID_ARG;
     }
     hdrs[n++] = "Content-Type: application/json";
@@ -118,7 +102,7 @@ webhook_post(const struct scep_webhook_cfg *cfg, const char *body, size_t bodyle
         scep_webhook_signature(cfg->hmac_key, cfg->hmac_key_len, (long long)time(NULL), body,
                                bodylen, sig, sizeof(sig));
         if (sig[0] == '\0') {
-            say(err, errlen, "cannot compute the signature");
+            scep_errbuf(err, errlen, "cannot compute the signature");
             return SCEP_E_INTERNAL;
         }
         snprintf(sighdr, sizeof(sighdr), "X-Scepd-Signature: %s", sig);
@@ -126,7 +110,7 @@ webhook_post(const struct scep_webhook_cfg *cfg, const char *body, size_t bodyle
     }
     if (cfg->bearer != NULL && cfg->bearer[0] != '\0') {
         if (!header_safe(cfg->bearer)) {
-            say(err, errlen, "bearer token contains control characters");
+            scep_errbuf(err, errlen, "bearer token contains control characters");
             return SCEP_E_INVALID_ARG;
         }
         alen = strlen(cfg->bearer) + sizeof("Authorization: Bearer ");
@@ -165,10 +149,10 @@ scep_webhook_parse_answer(const char *body, size_t len, char *reason, size_t rea
     json_t *ans, *allow, *why;
     json_error_t jerr;
 
-    say(reason, reason_len, "%s", "");
+    scep_errbuf(reason, reason_len, "%s", "");
     ans = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (ans == NULL || !json_is_object(ans)) {
-        say(reason, reason_len, ans == NULL ? "not JSON" : "not a JSON object");
+        scep_errbuf(reason, reason_len, ans == NULL ? "not JSON" : "not a JSON object");
         goto out;
     }
     allow = json_object_get(ans, "allow");
@@ -181,9 +165,9 @@ scep_webhook_parse_answer(const char *body, size_t len, char *reason, size_t rea
             scep_httpc_printable(reason, reason_len, json_string_value(why),
                                  json_string_length(why));
         else
-            say(reason, reason_len, "denied");
+            scep_errbuf(reason, reason_len, "denied");
     } else {
-        say(reason, reason_len, "\"allow\" is missing or not a JSON boolean");
+        scep_errbuf(reason, reason_len, "\"allow\" is missing or not a JSON boolean");
     }
 out:
     json_decref(ans);
@@ -200,14 +184,14 @@ scep_webhook_validate(const struct scep_webhook_cfg *cfg, const struct scep_webh
     char *b64 = NULL, *body = NULL;
     char err[128], ep[64];
 
-    say(reason, reason_len, "%s", "");
+    scep_errbuf(reason, reason_len, "%s", "");
     if (cfg == NULL || req == NULL || req->transaction_id == NULL || req->endpoint == NULL ||
         (req->csr_der == NULL && req->csr_len > 0)) {
-        say(reason, reason_len, "bad arguments");
+        scep_errbuf(reason, reason_len, "bad arguments");
         return SCEP_E_VALIDATOR;
     }
     if (scep_b64_encode(req->csr_der, req->csr_len, &b64) != SCEP_OK) {
-        say(reason, reason_len, "cannot encode the CSR");
+        scep_errbuf(reason, reason_len, "cannot encode the CSR");
         goto out;
     }
     /* Any string that is not UTF-8 makes json_pack fail: refused, not mangled. */
@@ -215,16 +199,16 @@ scep_webhook_validate(const struct scep_webhook_cfg *cfg, const struct scep_webh
                      "certificateRequest", b64, "endpoint", req->endpoint, "challenge",
                      req->challenge != NULL ? req->challenge : "");
     if (root == NULL || (body = json_dumps(root, JSON_COMPACT)) == NULL) {
-        say(reason, reason_len, "cannot encode the request as JSON");
+        scep_errbuf(reason, reason_len, "cannot encode the request as JSON");
         goto out;
     }
     if (webhook_post(cfg, body, strlen(body), &resp, err, sizeof(err)) != SCEP_OK) {
-        say(reason, reason_len, "%s", err);
+        scep_errbuf(reason, reason_len, "%s", err);
         goto out;
     }
     if (resp.status != 200) {
-        say(reason, reason_len, "HTTP %ld%s", resp.status,
-            resp.status >= 300 && resp.status < 400 ? " (redirects are not followed)" : "");
+        scep_errbuf(reason, reason_len, "HTTP %ld%s", resp.status,
+                    resp.status >= 300 && resp.status < 400 ? " (redirects are not followed)" : "");
         goto out;
     }
     rc = scep_webhook_parse_answer((const char *)resp.body, resp.len, reason, reason_len);
@@ -249,17 +233,17 @@ scep_webhook_deliver(const struct scep_webhook_cfg *cfg, const char *json, char 
     struct scep_httpc_resp resp = {0, NULL, 0};
     char e[128];
 
-    say(err, errlen, "%s", "");
+    scep_errbuf(err, errlen, "%s", "");
     if (cfg == NULL || json == NULL) {
-        say(err, errlen, "bad arguments");
+        scep_errbuf(err, errlen, "bad arguments");
         return SCEP_E_VALIDATOR;
     }
     if (webhook_post(cfg, json, strlen(json), &resp, e, sizeof(e)) != SCEP_OK) {
-        say(err, errlen, "%s", e);
+        scep_errbuf(err, errlen, "%s", e);
         goto out;
     }
     if (resp.status < 200 || resp.status > 299) {
-        say(err, errlen, "HTTP %ld", resp.status);
+        scep_errbuf(err, errlen, "HTTP %ld", resp.status);
         goto out;
     }
     rc = SCEP_OK;

@@ -9,6 +9,8 @@
 #ifndef SCEPD_ERR_H
 #define SCEPD_ERR_H
 
+#include <stddef.h>
+
 #define SCEP_WUR __attribute__((warn_unused_result))
 
 /* What a client is told for a category. */
@@ -136,6 +138,9 @@ enum scep_err {
         SCEP_E__COUNT
 };
 
+/* Write a message for people into errbuf (NUL-terminated, cut to errlen); NULL/0 ignored. */
+void scep_errbuf(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Human message for a code; never NULL, static storage. */
 const char *scep_strerror(enum scep_err e);
 /* Short stable name for logs ("bad_signature"); static storage. */
