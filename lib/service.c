@@ -1477,6 +1477,7 @@ duplicate_rule(const struct scep_service *svc, const struct scep_endpoint *ep,
     enum scep_err rc;
 
     x->revoke_same_subject = 0;
+    x->refuse_same_subject = 0;
     if (p == NULL || strcmp(p->duplicate_subject, "allow") == 0 || p->duplicate_subject[0] == '\0')
         return SCEP_OK;
     if (strcmp(p->duplicate_subject, "revoke") == 0) {
@@ -1485,9 +1486,11 @@ duplicate_rule(const struct scep_service *svc, const struct scep_endpoint *ep,
     }
     if (renewal)
         return SCEP_OK; /* a renewal replaces its own certificate */
+    /* refused early here (before the reply is built); checked again in the commit */
     if ((rc = scep_store_count_valid_subject(svc->store, ep->ca_id, cr->subject,
                                              (int64_t)time(NULL), &n)) != SCEP_OK)
         return rc;
+    x->refuse_same_subject = 1;
     return n > 0 ? SCEP_E_DUPLICATE_SUBJECT : SCEP_OK;
 }
 

@@ -866,6 +866,7 @@ enum {
     W_CHALLENGE_STATE,
     W_NONCE,
     W_REVOKE_SAME,
+    W_COUNT_SAME,
     W_CERT_OWNER,
     W_EVENT,
     W_AUDIT,
@@ -876,6 +877,8 @@ static const char *const wsql[] = {
                   " WHERE id = ?3 AND used_at IS NULL AND expires_at > ?1",
     [W_CHALLENGE_STATE] = "SELECT used_at IS NOT NULL FROM challenge WHERE id = ?",
     [W_NONCE] = "INSERT INTO token_nonce(endpoint_id, nonce, expires_at, serial) VALUES (?,?,?,?)",
+    [W_COUNT_SAME] = "SELECT count(*) FROM certificate WHERE ca_id = ?1 AND subject = ?2"
+                     " AND status = 'valid' AND not_after > ?3 AND serial <> ?4",
     [W_REVOKE_SAME] = "UPDATE certificate SET status = 'revoked', revoked_at = ?1,"
                       " revocation_reason = 4 WHERE ca_id = ?2 AND subject = ?3"
                       " AND status = 'valid' AND serial <> ?4",
@@ -1018,6 +1021,23 @@ insert_extra(struct scep_store *s, const struct scep_commit *j, int64_t now)
         r = wstep(st);
         if (r != SQLITE_DONE)
             return map_rc(r) == SCEP_E_CONFLICT ? SCEP_E_CHALLENGE_USED : SCEP_E_STORE;
+    }
+    if (x->refuse_same_subject) {
+        /* checked again inside the commit: two first requests for one subject cannot both win */
+        int64_t n = -1;
+        if ((st = wstmt(s, W_COUNT_SAME)) == NULL)
+            return SCEP_E_STORE;
+        sqlite3_bind_int64(st, 1, j->cert->ca_id);
+        sqlite3_bind_text(st, 2, j->cert->subject, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now);
+        sqlite3_bind_text(st, 4, j->cert->serial, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        if (n < 0)
+            return SCEP_E_STORE;
+        if (n > 0)
+            return SCEP_E_DUPLICATE_SUBJECT;
     }
     if (x->revoke_same_subject) {
         if ((st = wstmt(s, W_REVOKE_SAME)) == NULL)

@@ -172,7 +172,8 @@ enum scep_err scep_store_commit_issuance(struct scep_store *s, const struct scep
  * unexpired, else the whole job fails with SCEP_E_CHALLENGE_USED or
  * SCEP_E_CHALLENGE_EXPIRED), the token nonce it records (a replay fails
  * with SCEP_E_CHALLENGE_USED), the valid certificates of the same subject
- * and CA it revokes as superseded (duplicate-subject rule "revoke"), the
+ * and CA it revokes as superseded (duplicate-subject rule "revoke") or
+ * whose existence fails it (rule "refuse"), the
  * outbox event and the audit row it writes.
  */
 struct scep_commit_extra {
@@ -180,6 +181,7 @@ struct scep_commit_extra {
     const char *nonce;
     int64_t nonce_expires;
     int revoke_same_subject;
+    int refuse_same_subject; /* fail (SCEP_E_DUPLICATE_SUBJECT) if one is valid at commit */
     int64_t account_id;
     const char *device_id;
     const char *event_kind; /* "success" | "failure" */

@@ -630,6 +630,61 @@ test_authz_profile_rules(void **state)
     }
 }
 
+struct dup_racer {
+    struct fixture *f;
+    int key;
+    char txid[32];
+    enum scep_err rc;
+};
+
+static void *
+dup_one(void *arg)
+{
+    struct dup_racer *r = arg;
+    r->rc = enroll_tx(r->f, r->key, "CN=same-ap", TEST_CHALLENGE, NULL, NULL, r->txid);
+    return NULL;
+}
+
+/* P6 under concurrency: "refuse" is decided in the commit, so 12 racers get one certificate. */
+static void
+test_authz_duplicate_subject_race(void **state)
+{
+    struct fixture *f = *state;
+    struct scep_profile_row p;
+    struct scep_endpoint_spec sp;
+    struct scep_endpoint_keys keys;
+    struct dup_racer rs[12];
+    pthread_t th[12];
+    char err[256];
+    int i, ok = 0;
+
+    scep_policy_default_profile(&p);
+    snprintf(p.name, sizeof(p.name), "unique");
+    snprintf(p.duplicate_subject, sizeof(p.duplicate_subject), "refuse");
+    assert_int_equal(scep_service_update_profile(f->svc, &p, "test", err, sizeof(err)), SCEP_OK);
+    spec_for(&sp, "uniq", "static");
+    snprintf(sp.profile, sizeof(sp.profile), "unique");
+    snprintf(sp.challenge, sizeof(sp.challenge), "%s", TEST_CHALLENGE);
+    add_endpoint(f, &sp, &keys);
+    for (i = 0; i < 8; i++)
+        assert_non_null(test_key(i));
+    for (i = 0; i < 12; i++) {
+        rs[i].f = f;
+        rs[i].key = i % 8;
+        snprintf(rs[i].txid, sizeof(rs[i].txid), "dup-%02d", i);
+        assert_int_equal(pthread_create(&th[i], NULL, dup_one, &rs[i]), 0);
+    }
+    for (i = 0; i < 12; i++) {
+        pthread_join(th[i], NULL);
+        if (rs[i].rc == SCEP_OK)
+            ok++;
+        else
+            assert_int_equal(rs[i].rc, SCEP_E_DUPLICATE_SUBJECT);
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(test_cert_count(f), 1);
+}
+
 int
 main(void)
 {
@@ -645,6 +700,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_authz_sid_only_from_authorization, setup, teardown),
         cmocka_unit_test(test_authz_policy_apply_sid_uri_whitespace),
         cmocka_unit_test_setup_teardown(test_authz_profile_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authz_duplicate_subject_race, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
