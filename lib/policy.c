@@ -19,6 +19,8 @@
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
 
+#include <jansson.h>
+
 #include "scepd/csr.h"
 #include "scepd/pki.h"
 #include "scepd/policy.h"
@@ -966,4 +968,99 @@ scep_policy_parse_sans(const char *list, struct scep_authz *az)
         return SCEP_E_INVALID_ARG;
     }
     return SCEP_OK;
+}
+
+/* ---- an authorization kept with a pending request ---- */
+
+char *
+scep_policy_authz_to_json(const struct scep_authz *az)
+{
+    json_t *o = json_object(), *sans = json_array();
+    char *out = NULL;
+    size_t i;
+
+    if (o == NULL || sans == NULL)
+        goto out;
+    for (i = 0; i < az->nsans; i++)
+        json_array_append_new(sans, json_string(az->sans[i]));
+    json_object_set_new(o, "actor", json_string(az->actor));
+    json_object_set_new(o, "account_id", json_integer((json_int_t)az->account_id));
+    json_object_set_new(o, "organization", json_string(az->organization));
+    json_object_set_new(o, "department", json_string(az->department));
+    json_object_set_new(o, "profile_id", json_integer((json_int_t)az->profile_id));
+    json_object_set_new(o, "validity_days", json_integer(az->validity_days));
+    json_object_set_new(o, "bound", json_boolean(az->bound));
+    json_object_set_new(o, "subject", json_string(az->subject));
+    json_object_set_new(o, "sans", sans);
+    sans = NULL;
+    json_object_set_new(o, "eku", json_string(az->eku));
+    json_object_set_new(o, "device", json_string(az->device));
+    json_object_set_new(o, "sid", json_string(az->sid));
+    out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+out:
+    json_decref(sans);
+    json_decref(o);
+    return out;
+}
+
+/* A string member into dst; 0 when missing, not a string or too long. */
+static int
+get_str(json_t *o, const char *key, char *dst, size_t len)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (!json_is_string(v) || json_string_length(v) >= len)
+        return 0;
+    memcpy(dst, json_string_value(v), json_string_length(v) + 1);
+    return 1;
+}
+
+enum scep_err
+scep_policy_authz_from_json(const char *text, struct scep_authz *az)
+{
+    json_error_t jerr;
+    json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr), *sans, *v;
+    enum scep_err rc = SCEP_E_INVALID_ARG;
+    size_t i;
+
+    memset(az, 0, sizeof(*az));
+    if (!json_is_object(o) || !get_str(o, "actor", az->actor, sizeof(az->actor)) ||
+        !get_str(o, "organization", az->organization, sizeof(az->organization)) ||
+        !get_str(o, "department", az->department, sizeof(az->department)) ||
+        !get_str(o, "subject", az->subject, sizeof(az->subject)) ||
+        !get_str(o, "eku", az->eku, sizeof(az->eku)) ||
+        !get_str(o, "device", az->device, sizeof(az->device)) ||
+        !get_str(o, "sid", az->sid, sizeof(az->sid)))
+        goto out;
+    if (!json_is_integer(v = json_object_get(o, "account_id")))
+        goto out;
+    az->account_id = (int64_t)json_integer_value(v);
+    if (!json_is_integer(v = json_object_get(o, "profile_id")))
+        goto out;
+    az->profile_id = (int64_t)json_integer_value(v);
+    if (!json_is_integer(v = json_object_get(o, "validity_days")) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > 36500)
+        goto out;
+    az->validity_days = (int)json_integer_value(v);
+    if (!json_is_boolean(v = json_object_get(o, "bound")))
+        goto out;
+    az->bound = json_is_true(v);
+    sans = json_object_get(o, "sans");
+    if (!json_is_array(sans) || json_array_size(sans) > SCEP_AUTHZ_MAX_SANS)
+        goto out;
+    for (i = 0; i < json_array_size(sans); i++) {
+        v = json_array_get(sans, i);
+        if (!json_is_string(v) || json_string_length(v) >= sizeof(az->sans[0]))
+            goto out;
+        memcpy(az->sans[i], json_string_value(v), json_string_length(v) + 1);
+    }
+    az->nsans = i;
+    if (az->sid[0] != '\0' && !scep_policy_sid_ok(az->sid))
+        goto out;
+    rc = SCEP_OK;
+out:
+    if (rc != SCEP_OK)
+        memset(az, 0, sizeof(*az));
+    json_decref(o);
+    return rc;
 }

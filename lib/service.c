@@ -1675,7 +1675,19 @@ authorized:
         memcpy(row.key_hash, key_hash, 32);
         memcpy(row.csr_hash, csr_hash, 32);
         row.msgtype = m->msgtype;
-        rc = scep_store_add_pending(svc->store, &row, kept, kept_len, NULL, &id);
+        {
+            /* the authorization goes with it; its challenge or token is used up now */
+            struct scep_commit_extra px;
+            char *authz = scep_policy_authz_to_json(&az);
+            memset(&px, 0, sizeof(px));
+            px.consume_challenge = az.challenge_id;
+            px.nonce = az.nonce[0] ? az.nonce : NULL;
+            px.nonce_expires = az.nonce_expires;
+            rc = authz == NULL
+                     ? SCEP_E_NOMEM
+                     : scep_store_add_pending(svc->store, &row, kept, kept_len, authz, &px, &id);
+            free(authz);
+        }
         if (rc == SCEP_E_CONFLICT) {
             rc = scep_store_find_request(svc->store, ep->id, m->txid, m->txid_len, &row, &stored,
                                          &stored_len);
@@ -2153,9 +2165,11 @@ scep_service_approve(const struct scep_service *svc, int64_t req_id, char *seria
     unsigned char *csr = NULL;
     size_t csr_len = 0;
     X509_REQ *req = NULL;
+    struct scep_authz az;
     enum scep_err rc;
     int attempt;
 
+    memset(&az, 0, sizeof(az));
     if (serial_len > 0)
         serial_out[0] = '\0';
     if ((rc = scep_store_get_request(svc->store, req_id, &row, &csr, &csr_len)) != SCEP_OK)
@@ -2171,21 +2185,33 @@ scep_service_approve(const struct scep_service *svc, int64_t req_id, char *seria
     /* The stored CSR passed every check when it arrived; parse it again. */
     if ((rc = scep_csr_parse(csr, csr_len, &req)) != SCEP_OK)
         goto out;
+    /* and what it was authorized for (requests of before schema 6 have none) */
+    if (row.authz[0] != '\0' && (rc = scep_policy_authz_from_json(row.authz, &az)) != SCEP_OK) {
+        scep_log(SCEP_LOG_ERROR, "issue",
+                 "pending request=%lld: its stored authorization does not parse",
+                 (long long)req_id);
+        rc = SCEP_E_STORE;
+        goto out;
+    }
+    {
+        /* the audit trail says who approved what who had authorized */
+        char actor[sizeof(az.actor)];
+        snprintf(actor, sizeof(actor), "%s", az.actor);
+        snprintf(az.actor, sizeof(az.actor), "approval:request:%lld%s%.100s", (long long)req_id,
+                 actor[0] ? ":" : "", actor);
+    }
     for (attempt = 0; attempt < ISSUE_ATTEMPTS; attempt++) {
         struct scep_cert_row cr;
         X509 *cert = NULL;
         unsigned char *der = NULL;
         char *subject = NULL, *sans = NULL;
 
-        rc = issue_for(svc, ep, req, NULL, row.txid, row.txid_len, &cert, &der, &cr, &subject,
-                       &sans, NULL);
+        rc = issue_for(svc, ep, req, &az, row.txid, row.txid_len, &cert, &der, &cr, &subject, &sans,
+                       NULL);
         if (rc == SCEP_OK) {
             /* the issuance's event and audit row, in its own transaction */
-            struct scep_authz az;
             struct scep_commit_extra x;
             char txid[200], *csr_b64 = b64_of(csr, csr_len), *ev;
-            memset(&az, 0, sizeof(az));
-            snprintf(az.actor, sizeof(az.actor), "approval:request:%lld", (long long)req_id);
             txid_text(row.txid, row.txid_len, txid, sizeof(txid));
             ev = event_json(ep, &az, txid, csr_b64, cert, cr.serial, cr.sha1, SCEP_OK, NULL);
             memset(&x, 0, sizeof(x));
@@ -2195,6 +2221,8 @@ scep_service_approve(const struct scep_service *svc, int64_t req_id, char *seria
             x.audit_actor = az.actor;
             x.audit_action = "issue";
             x.endpoint_name = ep->name;
+            x.account_id = az.account_id;
+            x.device_id = az.device;
             rc = ev == NULL ? SCEP_E_NOMEM
                             : scep_store_complete_pending(svc->store, req_id, &cr, &x);
             free(ev);

@@ -625,13 +625,12 @@ apply_spec(const struct scep_service *svc, const struct scep_endpoint_spec *s, i
     pl->mode = (enum scep_mode)mode;
     changed = mode != pl->old_mode;
     snprintf(row->challenge_mode, sizeof(row->challenge_mode), "%s", scep_mode_name(pl->mode));
-    if (row->approval_manual && mode != SCEP_MODE_STATIC && mode != SCEP_MODE_WEBHOOK) {
-        scep_errbuf(
-            errbuf, errlen,
-            "endpoint %s: --approval manual works only with mode static or webhook; mode %s "
-            "binds each request to an identity (account, challenge, token or Intune check) "
-            "that an approval later cannot check again; use --approval auto",
-            name, scep_mode_name(pl->mode));
+    if (row->approval_manual && mode == SCEP_MODE_INTUNE) {
+        scep_errbuf(errbuf, errlen,
+                    "endpoint %s: --approval manual does not go with mode intune: Intune must "
+                    "be told of the certificate before it is returned, which an approval hours "
+                    "later cannot do; use --approval auto",
+                    name);
         return SCEP_E_INVALID_ARG;
     }
 

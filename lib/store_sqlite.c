@@ -26,7 +26,7 @@
 #define POOL_MAX 64
 #define BUSY_TIMEOUT_MS 10000
 /* A new database is made at version 1 and migrated like an old one. */
-#define SCHEMA_VERSION_LATEST 5
+#define SCHEMA_VERSION_LATEST 6
 
 struct scep_commit;
 
@@ -146,6 +146,8 @@ static const char *const migrations[] = {
     " action TEXT NOT NULL, object TEXT NOT NULL DEFAULT '', endpoint TEXT NOT NULL DEFAULT '',"
     " outcome TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX audit_at ON audit(at);",
+    /* 5 -> 6: a pending request keeps the authorization it was made under (for approval) */
+    "ALTER TABLE request ADD COLUMN authz TEXT;",
 };
 
 static enum scep_err
@@ -1377,8 +1379,8 @@ end_write(struct scep_store *s, sqlite3 *db, enum scep_err rc)
 
 enum scep_err
 scep_store_add_pending(struct scep_store *s, const struct scep_request_row *req,
-                       const unsigned char *csr_der, size_t csr_len, const char *subject,
-                       int64_t *id)
+                       const unsigned char *csr_der, size_t csr_len, const char *authz,
+                       const struct scep_commit_extra *x, int64_t *id)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
@@ -1386,12 +1388,45 @@ scep_store_add_pending(struct scep_store *s, const struct scep_request_row *req,
     enum scep_err rc;
     int r;
 
-    (void)subject; /* the CSR holds it; listings read it from there */
     if ((rc = begin_write(s, &db)) != SCEP_OK)
         return rc;
+    /* the request's one-time challenge or token is used up by the request, now */
+    if (x != NULL && x->consume_challenge > 0) {
+        if ((st = stmt_on(db, NULL, W_CONSUME)) == NULL) {
+            rc = SCEP_E_STORE;
+            goto out;
+        }
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int64(st, 3, x->consume_challenge);
+        r = step_on(NULL, st);
+        st = NULL;
+        if (r != SQLITE_DONE) {
+            rc = SCEP_E_STORE;
+            goto out;
+        }
+        if (sqlite3_changes(db) != 1) {
+            rc = SCEP_E_CHALLENGE_USED; /* or expired meanwhile: either way, not usable */
+            goto out;
+        }
+    }
+    if (x != NULL && x->nonce != NULL) {
+        if ((st = stmt_on(db, NULL, W_NONCE)) == NULL) {
+            rc = SCEP_E_STORE;
+            goto out;
+        }
+        sqlite3_bind_int64(st, 1, req->endpoint_id);
+        sqlite3_bind_text(st, 2, x->nonce, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, x->nonce_expires);
+        r = step_on(NULL, st);
+        st = NULL;
+        if (r != SQLITE_DONE) {
+            rc = map_rc(r) == SCEP_E_CONFLICT ? SCEP_E_CHALLENGE_USED : SCEP_E_STORE;
+            goto out;
+        }
+    }
     r = prep(db,
              "INSERT INTO request(endpoint_id, txid, key_hash, csr_hash, csr_der, msgtype, status,"
-             " created_at, updated_at) VALUES (?,?,?,?,?,?,'pending',?,?)",
+             " created_at, updated_at, authz) VALUES (?,?,?,?,?,?,'pending',?,?,?)",
              &st);
     if (r != SQLITE_OK) {
         rc = map_rc(r);
@@ -1405,6 +1440,8 @@ scep_store_add_pending(struct scep_store *s, const struct scep_request_row *req,
     sqlite3_bind_int(st, 6, req->msgtype);
     sqlite3_bind_int64(st, 7, now);
     sqlite3_bind_int64(st, 8, now);
+    if (authz != NULL)
+        sqlite3_bind_text(st, 9, authz, -1, SQLITE_STATIC);
     r = sqlite3_step(st);
     rc = map_rc(r);
     if (rc == SCEP_OK)
@@ -1440,11 +1477,13 @@ request_from_row(sqlite3_stmt *st, struct scep_request_row *out)
     col_text(st, 7, out->serial, sizeof(out->serial));
     out->created_at = sqlite3_column_int64(st, 8);
     col_text(st, 9, out->reason, sizeof(out->reason));
+    if (sqlite3_column_count(st) > 11)
+        col_text(st, 11, out->authz, sizeof(out->authz));
 }
 
 #define REQUEST_COLUMNS                                                                            \
     "id, endpoint_id, txid, key_hash, csr_hash, msgtype, status, serial, created_at,"              \
-    " reject_reason, csr_der"
+    " reject_reason, csr_der, authz"
 
 enum scep_err
 scep_store_get_request(struct scep_store *s, int64_t id, struct scep_request_row *out,
@@ -1527,7 +1566,25 @@ scep_store_complete_pending(struct scep_store *s, int64_t req_id, const struct s
             log_sqlite(db, "insert certificate", r);
         goto out;
     }
-    /* its event and audit row in the same transaction */
+    /* who it is for, its event and audit row, in the same transaction */
+    if (x != NULL && (x->account_id > 0 || (x->device_id != NULL && x->device_id[0] != '\0'))) {
+        sqlite3_finalize(st);
+        if ((st = stmt_on(db, NULL, W_CERT_OWNER)) == NULL) {
+            rc = SCEP_E_STORE;
+            goto out;
+        }
+        if (x->account_id > 0)
+            sqlite3_bind_int64(st, 1, x->account_id);
+        if (x->device_id != NULL && x->device_id[0] != '\0')
+            sqlite3_bind_text(st, 2, x->device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, cert->serial, -1, SQLITE_STATIC);
+        r = step_on(NULL, st);
+        st = NULL;
+        if (r != SQLITE_DONE) {
+            rc = SCEP_E_STORE;
+            goto out;
+        }
+    }
     if (x != NULL)
         rc = insert_records(db, NULL, x, cert->endpoint_id, x->endpoint_name, cert->serial, now);
 out:

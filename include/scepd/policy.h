@@ -89,6 +89,15 @@ void scep_policy_default_profile(struct scep_profile_row *p);
  */
 enum scep_err scep_policy_parse_sans(const char *list, struct scep_authz *az) SCEP_WUR;
 
+/*
+ * An authorization as JSON (malloc'ed; NULL on ENOMEM), and back: kept
+ * with a pending request so that its approval issues what the request was
+ * authorized for.  from_json: SCEP_E_INVALID_ARG for text it did not write.
+ * The mode is not kept (az->mode is left NULL).
+ */
+char *scep_policy_authz_to_json(const struct scep_authz *az);
+enum scep_err scep_policy_authz_from_json(const char *text, struct scep_authz *az) SCEP_WUR;
+
 /* Is s a Windows SID (S-1-<authority>(-<sub>)+)? */
 int scep_policy_sid_ok(const char *s);
 

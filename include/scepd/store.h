@@ -119,6 +119,7 @@ struct scep_request_row {
     int64_t created_at;
     char subject[256]; /* for listings: the CSR subject (filled by each_request) */
     char reason[256];  /* rejection reason */
+    char authz[2048];  /* a pending request's authorization (JSON, policy.h), or "" */
 };
 
 /*
@@ -228,12 +229,16 @@ enum scep_err scep_store_get_cert(struct scep_store *s, const char *serial,
 enum scep_err scep_store_commit_wait(struct scep_store *s, struct scep_commit *job) SCEP_WUR;
 
 /*
- * A request that waits for an operator: the request row alone, status
- * pending, committed durably.  SCEP_E_CONFLICT when (endpoint, txid) exists.
+ * A request that waits for an operator: the request row, status pending,
+ * with the authorization it was made under (authz JSON, or NULL), committed
+ * durably; x's one-time challenge and token nonce (if any) are used up in
+ * the same transaction (SCEP_E_CHALLENGE_USED when they no longer can be).
+ * SCEP_E_CONFLICT when (endpoint, txid) exists.
  */
 enum scep_err scep_store_add_pending(struct scep_store *s, const struct scep_request_row *req,
                                      const unsigned char *csr_der, size_t csr_len,
-                                     const char *subject, int64_t *id) SCEP_WUR;
+                                     const char *authz, const struct scep_commit_extra *x,
+                                     int64_t *id) SCEP_WUR;
 /* Request by id; *csr (malloc'ed) receives its CSR.  SCEP_E_NO_ENTRY when unknown. */
 enum scep_err scep_store_get_request(struct scep_store *s, int64_t id, struct scep_request_row *out,
                                      unsigned char **csr, size_t *csr_len) SCEP_WUR;

@@ -685,6 +685,99 @@ test_authz_duplicate_subject_race(void **state)
     assert_int_equal(test_cert_count(f), 1);
 }
 
+static int
+first_id(void *arg, const struct scep_request_row *row)
+{
+    *(int64_t *)arg = row->id;
+    return 1; /* newest first: the first is the one */
+}
+
+static int64_t
+newest_pending(struct fixture *f)
+{
+    enum scep_req_status want = SCEP_REQ_PENDING;
+    int64_t id = 0;
+
+    enum scep_err rc = scep_store_each_request(scep_service_store(f->svc), &want, first_id, &id);
+
+    /* the callback stops the walk at the first row, which each_request reports as INTERNAL */
+    assert_true(rc == SCEP_OK || rc == SCEP_E_INTERNAL);
+    assert_true(id > 0);
+    return id;
+}
+
+/* Fetch the certificate of serial from the store, parsed. */
+static X509 *
+stored_cert(struct fixture *f, const char *serial)
+{
+    struct scep_cert_info ci;
+    const unsigned char *p;
+    X509 *x;
+
+    assert_int_equal(scep_store_get_cert(scep_service_store(f->svc), serial, &ci), SCEP_OK);
+    p = ci.der;
+    x = d2i_X509(NULL, &p, (long)ci.der_len);
+    free(ci.der);
+    assert_non_null(x);
+    return x;
+}
+
+/* A parked request keeps its authorization: the approval issues what it allowed. */
+static void
+test_authz_approval_keeps_authorization(void **state)
+{
+    struct fixture *f = *state;
+    struct scep_endpoint_spec sp;
+    struct scep_endpoint_keys keys;
+    char chal[128], code[128], err[256], serial[48];
+    X509 *c;
+
+    /* one-time, bound to CN=kiosk1: parked, the challenge used up at once */
+    spec_for(&sp, "otc", "one-time");
+    snprintf(sp.approval, sizeof(sp.approval), "manual");
+    add_endpoint(f, &sp, &keys);
+    new_challenge(f, "otc", 600, "CN=kiosk1", "", chal, sizeof(chal));
+    assert_int_equal(enroll(f, 0, "CN=kiosk1", chal, NULL, NULL), SCEP_OK); /* PENDING */
+    assert_int_equal(test_cert_count(f), 0);
+    assert_int_equal(enroll(f, 1, "CN=kiosk1", chal, NULL, NULL), SCEP_E_CHALLENGE_USED);
+    assert_int_equal(scep_service_approve(f->svc, newest_pending(f), serial, sizeof(serial)),
+                     SCEP_OK);
+    c = stored_cert(f, serial);
+    assert_string_equal(subject_of(c), "/CN=kiosk1");
+    X509_free(c);
+
+    /* account with fixed O/OU and validity: the approval issues the account's values */
+    spec_for(&sp, "acct", "account");
+    snprintf(sp.approval, sizeof(sp.approval), "manual");
+    add_endpoint(f, &sp, &keys);
+    assert_int_equal(scep_service_add_account(f->svc, "acct", "ops", "Acme", "Ops", "", 7, "",
+                                              "test", code, sizeof(code), err, sizeof(err)),
+                     SCEP_OK);
+    assert_int_equal(enroll(f, 2, "CN=printer,O=Other", code, NULL, NULL), SCEP_OK); /* PENDING */
+    assert_int_equal(scep_service_approve(f->svc, newest_pending(f), serial, sizeof(serial)),
+                     SCEP_OK);
+    c = stored_cert(f, serial);
+    assert_string_equal(subject_of(c), "/O=Acme/OU=Ops/CN=printer");
+    {
+        struct tm tm;
+        time_t na;
+        ASN1_TIME_to_tm(X509_get0_notAfter(c), &tm);
+        na = timegm(&tm);
+        assert_true(na <= time(NULL) + 7 * 86400 + 60 && na > time(NULL) + 6 * 86400);
+    }
+    X509_free(c);
+
+    /* Intune cannot wait for an operator */
+    spec_for(&sp, "in", "intune");
+    snprintf(sp.approval, sizeof(sp.approval), "manual");
+    snprintf(sp.intune_tenant, sizeof(sp.intune_tenant), "contoso.onmicrosoft.com");
+    snprintf(sp.intune_app_id, sizeof(sp.intune_app_id), "app");
+    snprintf(sp.intune_app_key, sizeof(sp.intune_app_key), "key");
+    assert_int_equal(scep_service_add_endpoint(f->svc, &sp, "test", &keys, err, sizeof(err)),
+                     SCEP_E_INVALID_ARG);
+    assert_non_null(strstr(err, "intune"));
+}
+
 int
 main(void)
 {
@@ -701,6 +794,7 @@ main(void)
         cmocka_unit_test(test_authz_policy_apply_sid_uri_whitespace),
         cmocka_unit_test_setup_teardown(test_authz_profile_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_authz_duplicate_subject_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authz_approval_keeps_authorization, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
