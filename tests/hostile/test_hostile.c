@@ -15,14 +15,19 @@
  * C8, C11, C12, C15, C16, P1, P2 tests/unit/test_service.c and
  * test_golden.c; L1-L3 tests/load.
  *
+ * Covered with the challenge modes and profiles (issue 6) in
+ * tests/unit/test_authz.c: A3 expired one-time challenge, A4 consumed
+ * challenge reused, S5 20 transactions racing for one single-use challenge
+ * (exactly one certificate), A5 and the identity part of P4 (bound
+ * identity X, CSR for Y: refused and the challenge not consumed; SID SAN
+ * URI in a CSR refused, a SID only from an authorization), P6 duplicate
+ * subject (profile rule "refuse", decided in the commit: 12 racers, one
+ * certificate), tampered and replayed signed tokens; webhook/Intune fail
+ * closed in tests/unit/test_outbound.c and tests/interop/test_modes.sh.
+ *
  * Not yet implementable against scepd (each needs a feature first):
- *  - A3 expired challenge, A4 consumed challenge reused, S5 50 txids
- *    sharing one single-use challenge: the endpoint has one static
- *    challenge without TTL or use count.
- *  - A5 challenge bound to identity X, CSR for Y; P4 "identity other than
- *    the challenge's": challenges carry no identity.
- *  - P6 key or DN already certified for another identity: scepd has no
- *    uniqueness policy to pin yet (a second txid for a known key issues).
+ *  - P6 "public key already certified for another identity": no key
+ *    uniqueness rule yet (a second txid for a known key issues).
  *  - A10 decryption-oracle endpoint: the admin API is HTTP (tests/http).
  *  - F2-F4, F6-F10, F12, K1, K3: need a running daemon, faketime or a
  *    fault injector (F1/F5 are in test_faults.sh; F11 is S7 below).
@@ -1609,7 +1614,7 @@ serial_cmp(const void *a, const void *b)
 /*
  * S5/S6 (as scepd can run them): 50 different devices at once, distinct keys
  * and transactionIDs: 50 certificates, 50 distinct serials.  (Matrix S5
- * proper needs single-use challenges; see the header.)
+ * proper, single-use challenges, is in tests/unit/test_authz.c.)
  */
 static void
 test_hostile_S5_concurrent_distinct_requests(void **state)
