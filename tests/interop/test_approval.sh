@@ -61,6 +61,12 @@ id=$(pending_id) || true
 "$SCEPCTL" --data "$D" requests reject "$id" --reason "not an inventory device" >/dev/null || true
 rc=0
 wait "$PKI_PID" || rc=$?
+# pki's stderr reaches the log through pki_q's filtering process, which may
+# still be writing when pki has exited: give it a moment
+for ((i = 0; i < 30; i++)); do
+    grep -qiE 'fail|reject|badRequest' "$WORK/rejected.log" && break
+    sleep 0.1
+done
 if [[ $rc != 0 ]] && grep -qiE 'fail|reject|badRequest' "$WORK/rejected.log"; then pass approval-reject-client-fails; else
     fail approval-reject-client-fails "pki exited $rc: $(tail -3 "$WORK/rejected.log")"; fi
 if [[ $(ctl_count_subject "$D" rejected-device) == 0 ]]; then pass approval-reject-nothing-issued; else
