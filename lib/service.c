@@ -46,6 +46,8 @@
 
 #define MAX_ENDPOINTS 256
 #define ISSUE_ATTEMPTS 4
+/* settled events and spent one-time challenges are deleted after this long */
+#define SCEP_KEEP_SETTLED_SECONDS (30LL * 86400)
 
 const struct ep_table *
 svc_tbl(const struct scep_service *svc)
@@ -1994,6 +1996,19 @@ scep_service_maintain(const struct scep_service *svc)
         if (scep_service_crl(svc, t->cas[i].id, &der, &len) != SCEP_OK)
             scep_log(SCEP_LOG_ERROR, "crl", "cannot refresh ca=%s", t->cas[i].name);
         free(der);
+    }
+    {
+        /*
+         * Settled events and spent challenges are kept 30 days (the audit
+         * trail for ever): at ~2.5 KB an issuance, an unpruned outbox would
+         * outgrow the certificates.
+         */
+        int64_t n = 0;
+        if (scep_store_prune(svc->store, (int64_t)time(NULL), SCEP_KEEP_SETTLED_SECONDS, &n) !=
+            SCEP_OK)
+            scep_log(SCEP_LOG_ERROR, "store", "pruning settled events failed");
+        else if (n > 0)
+            scep_log(SCEP_LOG_INFO, "store", "pruned rows=%lld", (long long)n);
     }
 }
 

@@ -2739,3 +2739,42 @@ out:
     sqlite3_finalize(st);
     return end_write(s, db, rc);
 }
+
+enum scep_err
+scep_store_prune(struct scep_store *s, int64_t now, int64_t keep_seconds, int64_t *deleted)
+{
+    static const char *const sql[] = {
+        "DELETE FROM outbox WHERE status IN ('delivered','dead','local') AND created_at < ?1",
+        "DELETE FROM challenge WHERE (used_at IS NOT NULL AND used_at < ?1)"
+        " OR expires_at < ?1",
+        "DELETE FROM token_nonce WHERE expires_at < ?2",
+    };
+    sqlite3 *db = NULL;
+    enum scep_err rc;
+    int64_t n = 0;
+    size_t i;
+
+    if (deleted != NULL)
+        *deleted = 0;
+    if ((rc = begin_write(s, &db)) != SCEP_OK)
+        return rc;
+    for (i = 0; i < sizeof(sql) / sizeof(sql[0]) && rc == SCEP_OK; i++) {
+        sqlite3_stmt *st = NULL;
+        int r = prep(db, sql[i], &st);
+        if (r == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, now - keep_seconds);
+            sqlite3_bind_int64(st, 2, now);
+            r = sqlite3_step(st);
+        }
+        if (r != SQLITE_DONE) {
+            log_sqlite(db, "prune", r);
+            rc = map_rc(r);
+        } else
+            n += sqlite3_changes(db);
+        sqlite3_finalize(st);
+    }
+    rc = end_write(s, db, rc);
+    if (rc == SCEP_OK && deleted != NULL)
+        *deleted = n;
+    return rc;
+}

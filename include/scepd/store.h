@@ -424,6 +424,15 @@ enum scep_err scep_store_each_event(struct scep_store *s, const char *status, in
 enum scep_err scep_store_due_events(struct scep_store *s, int64_t now, int limit, scep_event_cb cb,
                                     void *arg) SCEP_WUR;
 /*
+ * Housekeeping: delete events that are settled (delivered, dead, local)
+ * and one-time challenges that are used or expired, when older than
+ * keep_seconds, and token nonces past their token's expiry (a replay of
+ * an expired token fails on its expiry anyway).  The audit trail is kept.
+ * *deleted (may be NULL) gets the number of rows removed.
+ */
+enum scep_err scep_store_prune(struct scep_store *s, int64_t now, int64_t keep_seconds,
+                               int64_t *deleted) SCEP_WUR;
+/*
  * Delivery outcome: ok -> delivered; else attempts+1 and the next attempt
  * at next_at, or dead when next_at is 0.
  */

@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -107,12 +108,76 @@ test_store_durability_pragmas(void **state)
     sqlite3_close(db);
 }
 
+static int
+count_event(void *arg, const struct scep_event_row *e)
+{
+    (void)e;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int
+count_challenge(void *arg, const struct scep_challenge_row *c)
+{
+    (void)c;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Settled events and spent challenges go after their retention; pending events stay. */
+static void
+test_store_prune(void **state)
+{
+    struct fixture *f = *state;
+    struct scep_store *s = scep_service_store(f->svc);
+    struct scep_challenge_row ch;
+    struct scep_request_row req;
+    struct scep_cert_row cert;
+    int64_t now = (int64_t)time(NULL), id = 0, n = -1;
+    int events = 0, challenges = 0;
+
+    assert_int_equal(scep_store_record_refusal(s, f->ep->id, "default", "tx-local", "static",
+                                               "challenge", "{\"event\":\"failure\"}", 0),
+                     SCEP_OK);
+    assert_int_equal(scep_store_record_refusal(s, f->ep->id, "default", "tx-pending", "static",
+                                               "challenge", "{\"event\":\"failure\"}", 1),
+                     SCEP_OK);
+    memset(&ch, 0, sizeof(ch));
+    ch.endpoint_id = f->ep->id;
+    memset(ch.hash, 7, 32);
+    ch.created_at = now - 100;
+    ch.expires_at = now - 10; /* expired */
+    assert_int_equal(scep_store_add_challenge(s, &ch, 10, &id), SCEP_OK);
+    memset(ch.hash, 8, 32);
+    ch.expires_at = now + 3600; /* open */
+    assert_int_equal(scep_store_add_challenge(s, &ch, 10, &id), SCEP_OK);
+    /* the refusals ride the writer queue: an issuance after them flushes it */
+    rows(f, "tx-flush", "0a", &req, &cert);
+    assert_int_equal(scep_store_commit_issuance(s, &req, (const unsigned char *)"csr", 3, &cert),
+                     SCEP_OK);
+    assert_int_equal(scep_store_each_event(s, NULL, 0, count_event, &events), SCEP_OK);
+    assert_int_equal(events, 2);
+
+    assert_int_equal(scep_store_prune(s, now + 10, 5, &n), SCEP_OK);
+    assert_int_equal(n, 2); /* the local event and the expired challenge */
+    events = 0;
+    assert_int_equal(scep_store_each_event(s, NULL, 0, count_event, &events), SCEP_OK);
+    assert_int_equal(events, 1);
+    events = 0;
+    assert_int_equal(scep_store_each_event(s, "pending", 0, count_event, &events), SCEP_OK);
+    assert_int_equal(events, 1);
+    assert_int_equal(scep_store_each_challenge(s, f->ep->id, count_challenge, &challenges),
+                     SCEP_OK);
+    assert_int_equal(challenges, 1);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_commit_conflicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_durability_pragmas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_prune, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
