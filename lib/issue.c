@@ -18,8 +18,6 @@
 #include "scepd/csr.h"
 #include "scepd/issue.h"
 
-#define SID_URI_PREFIX "tag:microsoft.com,2022-09-14:sid:"
-
 static int
 string_ok(const ASN1_STRING *s, size_t maxchars)
 {
@@ -63,6 +61,23 @@ csr_sans(X509_REQ *req, int *err)
     return gns;
 }
 
+int
+scep_san_uri_ok(const ASN1_STRING *s)
+{
+    size_t plen = strlen(SCEP_SID_URI_PREFIX);
+
+    if (!string_ok(s, 2048))
+        return 0;
+    /* a URI has no whitespace: " tag:microsoft.com,..." must not slip past the check below */
+    if (memchr(ASN1_STRING_get0_data(s), ' ', (size_t)ASN1_STRING_length(s)) != NULL)
+        return 0;
+    /* A SID URI is a strong AD mapping: only an authorization may add it. */
+    if ((size_t)ASN1_STRING_length(s) >= plen &&
+        strncasecmp((const char *)ASN1_STRING_get0_data(s), SCEP_SID_URI_PREFIX, plen) == 0)
+        return 0;
+    return 1;
+}
+
 static int
 san_ok(const GENERAL_NAME *g)
 {
@@ -70,20 +85,8 @@ san_ok(const GENERAL_NAME *g)
     case GEN_DNS:
     case GEN_EMAIL:
         return string_ok(g->d.ia5, 253);
-    case GEN_URI: {
-        const ASN1_STRING *s = g->d.uniformResourceIdentifier;
-        size_t plen = strlen(SID_URI_PREFIX);
-        if (!string_ok(s, 2048))
-            return 0;
-        /* a URI has no whitespace: " tag:microsoft.com,..." must not slip past the check below */
-        if (memchr(ASN1_STRING_get0_data(s), ' ', (size_t)ASN1_STRING_length(s)) != NULL)
-            return 0;
-        /* A SID URI is a strong AD mapping: only an authorization may add it. */
-        if ((size_t)ASN1_STRING_length(s) >= plen &&
-            strncasecmp((const char *)ASN1_STRING_get0_data(s), SID_URI_PREFIX, plen) == 0)
-            return 0;
-        return 1;
-    }
+    case GEN_URI:
+        return scep_san_uri_ok(g->d.uniformResourceIdentifier);
     case GEN_IPADD:
         return ASN1_STRING_length(g->d.iPAddress) == 4 || ASN1_STRING_length(g->d.iPAddress) == 16;
     default:
@@ -300,7 +303,7 @@ add_sid(X509 *x, GENERAL_NAMES **sans, const char *sid)
     X509_EXTENSION *e = NULL;
     int n, ok = 0;
 
-    snprintf(uri, sizeof(uri), "%s%s", SID_URI_PREFIX, sid);
+    snprintf(uri, sizeof(uri), "%s%s", SCEP_SID_URI_PREFIX, sid);
     if (*sans == NULL && (*sans = GENERAL_NAMES_new()) == NULL)
         goto out;
     if ((g = GENERAL_NAME_new()) == NULL || (ia5 = ASN1_IA5STRING_new()) == NULL ||

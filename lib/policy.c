@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "scepd/csr.h"
+#include "scepd/issue.h"
 #include "scepd/pki.h"
 #include "scepd/policy.h"
 
@@ -29,8 +30,6 @@
 #define DEFAULT_SUBJECT_ALLOW "CN,C,ST,L,O,OU,emailAddress,serialNumber,DC,UID"
 #define DEFAULT_SAN_TYPES "dns,email,ip,uri"
 #define DEFAULT_EKU "clientAuth"
-#define SID_URI_PREFIX "tag:microsoft.com,2022-09-14:sid:"
-
 static const char *const ku_names[] = {
     /* bit order of RFC 5280 KeyUsage */
     "digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment", "keyAgreement",
@@ -338,15 +337,6 @@ san_text(const GENERAL_NAME *g, char *out, size_t outlen, const char **type)
 }
 
 /* No white space, control or DEL: none belongs in a URI (RFC 3986 section 2). */
-static int
-uri_chars_ok(const char *s)
-{
-    for (; *s != '\0'; s++)
-        if ((unsigned char)*s <= 0x20 || (unsigned char)*s == 0x7f)
-            return 0;
-    return 1;
-}
-
 struct patmatch {
     const char *type;  /* "dns" */
     const char *value; /* "host.example.com" */
@@ -439,16 +429,8 @@ build_sans(const STACK_OF(X509_EXTENSION) * exts, const struct scep_profile_row 
 
         if (!san_text(g, text, sizeof(text), &type) || !in_list(p->san_types, type))
             goto out;
-        /*
-         * a SID URI is an authorization's to give (ESC16), never a request's;
-         * nor " tag:microsoft.com,...:sid:..." with white space or a control
-         * in front, which a reader that trims takes for one: a URI has
-         * neither (RFC 3986), as issue.c's san_ok says too (found by
-         * fuzz_policy; policy must not rely on scep_issue_check_names)
-         */
-        if (strcmp(type, "uri") == 0 &&
-            (!uri_chars_ok(text + 4) ||
-             strncasecmp(text + 4, SID_URI_PREFIX, strlen(SID_URI_PREFIX)) == 0))
+        /* the request's URI by the one rule for SAN URIs (no SID, no white space; issue.h) */
+        if (g->type == GEN_URI && !scep_san_uri_ok(g->d.uniformResourceIdentifier))
             goto out;
         memset(&m, 0, sizeof(m));
         m.type = type;
@@ -948,7 +930,7 @@ sanparse_cb(void *arg, const char *item)
                strcasecmp(type, "URI") != 0)
         goto bad;
     if (strcasecmp(type, "URI") == 0 &&
-        strncasecmp(colon + 1, SID_URI_PREFIX, strlen(SID_URI_PREFIX)) == 0)
+        strncasecmp(colon + 1, SCEP_SID_URI_PREFIX, strlen(SCEP_SID_URI_PREFIX)) == 0)
         goto bad; /* a SID is given as a SID, not as a URI */
     snprintf(sp->az->sans[sp->az->nsans++], sizeof(sp->az->sans[0]), "%s", item);
     return 0;

@@ -509,9 +509,18 @@ load_endpoint(void *arg, const struct scep_endpoint_row *row)
         snprintf(c->errbuf, c->errlen, "endpoint %s: its CA %lld is missing from the database",
                  row->name, (long long)row->ca_id);
         c->rc = SCEP_E_STORE;
-        return 1;
+        goto fail; /* load_mode may have started an Intune client */
     }
     snprintf(e->ca_name, sizeof(e->ca_name), "%s", ca->name);
+    {
+        char *subj = scep_name_to_text(X509_get_subject_name(ca->cert));
+        if (subj == NULL) {
+            c->rc = SCEP_E_NOMEM;
+            goto fail;
+        }
+        snprintf(e->ca_subject, sizeof(e->ca_subject), "%s", subj);
+        free(subj);
+    }
     if (svc->public_url[0] != '\0')
         snprintf(e->cdp_url, sizeof(e->cdp_url), "%s/crl/%s.crl", svc->public_url, ca->name);
     X509_up_ref(ca->cert);
@@ -1306,14 +1315,13 @@ event_json(const struct scep_endpoint *ep, const struct scep_authz *az, const ch
     if (az != NULL && az->device[0] != '\0')
         json_object_set_new(o, "deviceId", json_string(az->device));
     if (cert != NULL) {
-        char exp[40], *issuer = scep_name_to_text(X509_get_issuer_name(cert));
+        char exp[40];
         iso8601(asn1_to_time(X509_get0_notAfter(cert)), exp, sizeof(exp));
         json_object_set_new(o, "event", json_string("success"));
         json_object_set_new(o, "certificateThumbprint", json_string(sha1));
         json_object_set_new(o, "certificateSerialNumber", json_string(serial));
         json_object_set_new(o, "certificateExpirationDate", json_string(exp));
-        json_object_set_new(o, "issuingCertificateAuthority", json_string(issuer ? issuer : ""));
-        free(issuer);
+        json_object_set_new(o, "issuingCertificateAuthority", json_string(ep->ca_subject));
     } else {
         char desc[256];
         snprintf(desc, sizeof(desc), "%s%s%s", scep_strerror(e), why && why[0] ? ": " : "",
@@ -1402,8 +1410,6 @@ same_names(const GENERAL_NAMES *a, const GENERAL_NAMES *b)
     return 1;
 }
 
-#define SID_URI_PREFIX "tag:microsoft.com,2022-09-14:sid:"
-
 /*
  * Take the SID URI out of names (the renewed certificate's SANs) into sid:
  * a SID came from an authorization, a renewal CSR cannot carry it (it
@@ -1413,7 +1419,7 @@ static void
 take_sid(GENERAL_NAMES *names, char sid[96])
 {
     int i;
-    size_t plen = strlen(SID_URI_PREFIX);
+    size_t plen = strlen(SCEP_SID_URI_PREFIX);
 
     sid[0] = '\0';
     for (i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
@@ -1423,7 +1429,7 @@ take_sid(GENERAL_NAMES *names, char sid[96])
             continue;
         u = g->d.uniformResourceIdentifier;
         if ((size_t)ASN1_STRING_length(u) > plen && (size_t)ASN1_STRING_length(u) < plen + 96 &&
-            strncasecmp((const char *)ASN1_STRING_get0_data(u), SID_URI_PREFIX, plen) == 0) {
+            strncasecmp((const char *)ASN1_STRING_get0_data(u), SCEP_SID_URI_PREFIX, plen) == 0) {
             snprintf(sid, 96, "%.*s", ASN1_STRING_length(u) - (int)plen,
                      (const char *)ASN1_STRING_get0_data(u) + plen);
             if (!scep_policy_sid_ok(sid))
@@ -1749,12 +1755,10 @@ authorized:
              * Intune is told before the certificate can leave (seed 003):
              * if it does not accept the notification, nothing is returned.
              */
-            char exp[40], *issuer = scep_name_to_text(X509_get_issuer_name(cert));
+            char exp[40];
             iso8601((time_t)cr.not_after, exp, sizeof(exp));
-            rc = issuer == NULL ? SCEP_E_NOMEM
-                                : scep_intune_success(ep->intune, txid, csr_b64, cr.sha1, cr.serial,
-                                                      exp, issuer, why, sizeof(why));
-            free(issuer);
+            rc = scep_intune_success(ep->intune, txid, csr_b64, cr.sha1, cr.serial, exp,
+                                     ep->ca_subject, why, sizeof(why));
             if (rc != SCEP_OK) {
                 free(subject);
                 free(sans);

@@ -15,6 +15,8 @@
 
 #include "scepd/err.h"
 
+/* Intune's strong-mapping SAN URI for a Windows SID (KB5014754) */
+#define SCEP_SID_URI_PREFIX "tag:microsoft.com,2022-09-14:sid:"
 #define SCEP_SERIAL_BYTES 16
 #define SCEP_SERIAL_HEX (2 * SCEP_SERIAL_BYTES + 1)
 /* notBefore is set this far in the past to absorb client clock skew. */
@@ -42,6 +44,14 @@ struct scep_issue_opts {
  * (not the Microsoft SID URI).  SCEP_E_NAME_POLICY otherwise.
  */
 enum scep_err scep_issue_check_names(X509_REQ *req) SCEP_WUR;
+
+/*
+ * May a request carry this SAN URI?  Printable, no control characters or
+ * white space (RFC 3986), at most 2048 characters, and never the Microsoft
+ * SID URI (tag:microsoft.com,2022-09-14:sid:, any case): that one only an
+ * authorization gives (matrix P4, ESC16).
+ */
+int scep_san_uri_ok(const ASN1_STRING *uri);
 
 /*
  * Build and sign a certificate for req with a fresh random serial

@@ -43,7 +43,8 @@ struct scep_endpoint {
     char name[SCEP_NAME_MAX];
     int64_t ca_id;
     char ca_name[SCEP_NAME_MAX];
-    char cdp_url[600]; /* CRL distribution point put in issued certificates, or "" */
+    char ca_subject[512]; /* the CA's subject as text: the issuer named in events and to Intune */
+    char cdp_url[600];    /* CRL distribution point put in issued certificates, or "" */
     X509 *ca_cert;
     EVP_PKEY *ca_key;
     X509 *ra_cert;
