@@ -24,20 +24,6 @@
 #include "scepd/token.h"
 #include "../../lib/service_int.h"
 
-static int
-setup(void **state)
-{
-    *state = fixture_new(NULL);
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture_free(*state);
-    return 0;
-}
-
 /* A spec for a new endpoint name on the default CA, mode given. */
 static void
 spec_for(struct scep_endpoint_spec *s, const char *name, const char *mode)
@@ -785,18 +771,25 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_admin_add_endpoint_new_ca, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_admin_add_endpoint_default_ca, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_admin_add_endpoint_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_admin_update_endpoint_fixed_fields, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_admin_describe_no_secrets, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_admin_accounts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_admin_new_challenge_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_admin_sign_token_verifies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_admin_update_profile, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_admin_audit_rows, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_admin_deliver_events_failure_backs_off, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_admin_add_endpoint_new_ca, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_add_endpoint_default_ca, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_add_endpoint_refusals, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_update_endpoint_fixed_fields, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_describe_no_secrets, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_accounts, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_new_challenge_cap, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_sign_token_verifies, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_update_profile, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_audit_rows, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_deliver_events_failure_backs_off, fixture_setup,
+                                        fixture_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,13 +29,6 @@ setup(void **state)
     return 0;
 }
 
-static int
-teardown(void **state)
-{
-    fixture_free(*state);
-    return 0;
-}
-
 /* Add an endpoint with mode and make it the fixture's target. */
 static void
 add_endpoint(struct fixture *f, struct scep_endpoint_spec *sp, struct scep_endpoint_keys *keys)
@@ -782,19 +775,23 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_authz_static_issues_and_audits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_authz_account_shapes_certificate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_authz_onetime_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_authz_onetime_bound_identity, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_authz_onetime_expired, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_authz_onetime_race, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_authz_onetime_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_authz_signed_token, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_authz_sid_only_from_authorization, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authz_static_issues_and_audits, setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_authz_account_shapes_certificate, setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_authz_onetime_once, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_authz_onetime_bound_identity, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_authz_onetime_expired, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_authz_onetime_race, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_authz_onetime_cap, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_authz_signed_token, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_authz_sid_only_from_authorization, setup,
+                                        fixture_teardown),
         cmocka_unit_test(test_authz_policy_apply_sid_uri_whitespace),
-        cmocka_unit_test_setup_teardown(test_authz_profile_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_authz_duplicate_subject_race, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_authz_approval_keeps_authorization, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authz_profile_rules, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_authz_duplicate_subject_race, setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_authz_approval_keeps_authorization, setup,
+                                        fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,20 +22,6 @@
 #include <openssl/cms.h>
 #include <openssl/pkcs7.h>
 
-static int
-setup(void **state)
-{
-    *state = fixture_new(NULL);
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture_free(*state);
-    return 0;
-}
-
 /* A SUCCESS reply for t: verifies, decrypts, chains to the CA, subject and key match. */
 static X509 *
 expect_success(struct fixture *f, struct test_req *t, EVP_PKEY *key, const char *cn)
@@ -1425,40 +1411,59 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_service_pkcsreq_success, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_pkcsreq_ciphers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_pkcsreq_wrong_challenge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_pkcsreq_pop_key_mismatch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_pkcsreq_bad_csr_signature, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_pkcsreq_trailing_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_pkcsreq_trailing_bytes_in_csr, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_service_msgtype_default_deny, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_wrong_recipient, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_retransmission_idempotent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_short_nonce_echoed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_decrypt_failures_indistinguishable, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_service_pkcsreq_success, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_pkcsreq_ciphers, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_pkcsreq_wrong_challenge, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_pkcsreq_pop_key_mismatch, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_pkcsreq_bad_csr_signature, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_pkcsreq_trailing_bytes, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_pkcsreq_trailing_bytes_in_csr, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_msgtype_default_deny, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_wrong_recipient, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_retransmission_idempotent, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_short_nonce_echoed, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_decrypt_failures_indistinguishable,
+                                        fixture_setup, fixture_teardown),
         cmocka_unit_test(test_service_des_refused_when_configured),
         cmocka_unit_test(test_service_ec_ca),
         cmocka_unit_test(test_service_getcacert_single),
         cmocka_unit_test(test_service_imported_ca),
         cmocka_unit_test(test_service_pending_approve_then_poll),
         cmocka_unit_test(test_service_pending_reject),
-        cmocka_unit_test_setup_teardown(test_service_renewal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_renewal, fixture_setup, fixture_teardown),
         cmocka_unit_test(test_service_renewal_superseded_then_refused),
         cmocka_unit_test(test_service_renewal_window),
-        cmocka_unit_test_setup_teardown(test_service_renewal_foreign_signer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_getcert_getcrl_revoke, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_renewal_foreign_signer, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_getcert_getcrl_revoke, fixture_setup,
+                                        fixture_teardown),
         cmocka_unit_test(test_service_cdp_with_public_url),
-        cmocka_unit_test_setup_teardown(test_service_ec_client_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_windows_validity_period, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_windows_signer_critical_aki, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_ca_rollover, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_template_profile, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_getcacaps_and_getcacert, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_ra_certificate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_certrep_signature_algorithm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_ec_client_keys, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_windows_validity_period, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_windows_signer_critical_aki, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_ca_rollover, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_template_profile, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_getcacaps_and_getcacert, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_ra_certificate, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_service_certrep_signature_algorithm, fixture_setup,
+                                        fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,20 +11,6 @@
 
 #include "scepd/store.h"
 
-static int
-setup(void **state)
-{
-    *state = fixture_new(NULL);
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture_free(*state);
-    return 0;
-}
-
 static void
 rows(struct fixture *f, const char *txid, const char *serial, struct scep_request_row *req,
      struct scep_cert_row *cert)
@@ -175,9 +161,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_store_commit_conflicts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_durability_pragmas, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_commit_conflicts, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_store_durability_pragmas, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_store_prune, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

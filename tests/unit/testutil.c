@@ -175,3 +175,17 @@ test_read_file(const char *path, size_t *len)
     assert_int_equal(scep_pki_read_file(path, 1 << 20, &d, len), SCEP_OK);
     return d;
 }
+
+int
+fixture_setup(void **state)
+{
+    *state = fixture_new(NULL);
+    return 0;
+}
+
+int
+fixture_teardown(void **state)
+{
+    fixture_free(*state);
+    return 0;
+}

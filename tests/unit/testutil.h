@@ -31,6 +31,9 @@ struct fixture {
 /* New data dir (init with opts, challenge TEST_CHALLENGE) and service. */
 struct fixture *fixture_new(const struct scep_init_opts *opts);
 void fixture_free(struct fixture *f);
+/* cmocka setup/teardown: a fresh default fixture in *state, and its end. */
+int fixture_setup(void **state);
+int fixture_teardown(void **state);
 
 /* A cached RSA-2048 test key by index (0..7), generated once per process. */
 EVP_PKEY *test_key(int idx);
