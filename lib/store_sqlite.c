@@ -2017,6 +2017,67 @@ out:
     return end_write(s, db, rc);
 }
 
+/* A parameter of each_row: an integer, text (t != NULL), a blob (b != NULL) or NULL. */
+struct qarg {
+    int64_t i;
+    const char *t;
+    const void *b;
+    size_t blen;
+    int null;
+};
+
+/*
+ * Run sql on a pooled connection with args bound to ?1..?nargs and call
+ * row(arg, st) for each result row: 0 goes on, > 0 stops (SCEP_OK), < 0
+ * stops with SCEP_E_INTERNAL (a caller's callback asked to stop).
+ */
+static enum scep_err
+each_row(struct scep_store *s, const char *sql, const struct qarg *args, int nargs,
+         int (*row)(void *arg, sqlite3_stmt *st), void *arg)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    enum scep_err rc;
+    int r, i;
+
+    if ((rc = acquire(s, &db)) != SCEP_OK)
+        return rc;
+    if ((r = prep(db, sql, &st)) != SQLITE_OK) {
+        rc = map_rc(r);
+        goto out;
+    }
+    for (i = 0; i < nargs; i++) {
+        if (args[i].null)
+            sqlite3_bind_null(st, i + 1);
+        else if (args[i].t != NULL)
+            sqlite3_bind_text(st, i + 1, args[i].t, -1, SQLITE_STATIC);
+        else if (args[i].b != NULL)
+            sqlite3_bind_blob(st, i + 1, args[i].b, (int)args[i].blen, SQLITE_STATIC);
+        else
+            sqlite3_bind_int64(st, i + 1, args[i].i);
+    }
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        int k = row(arg, st);
+        if (k != 0) {
+            rc = k > 0 ? SCEP_OK : SCEP_E_INTERNAL;
+            goto out;
+        }
+    }
+    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
+out:
+    sqlite3_finalize(st);
+    release(s, db);
+    return rc;
+}
+
+/* A row function for one-value queries: the first column as an integer. */
+static int
+first_int(void *arg, sqlite3_stmt *st)
+{
+    *(int64_t *)arg = sqlite3_column_int64(st, 0);
+    return 1;
+}
+
 static void
 bind_profile(sqlite3_stmt *st, const struct scep_profile_row *r)
 {
@@ -2096,85 +2157,59 @@ out:
     return end_write(s, db, rc);
 }
 
+struct profile_walk {
+    scep_profile_cb cb;
+    void *arg;
+};
+
+static int
+profile_row(void *arg, sqlite3_stmt *st)
+{
+    struct profile_walk *w = arg;
+    struct scep_profile_row p;
+
+    memset(&p, 0, sizeof(p));
+    p.id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, p.name, sizeof(p.name));
+    col_text(st, 2, p.template_name, sizeof(p.template_name));
+    p.validity_days = sqlite3_column_int(st, 3);
+    col_text(st, 4, p.eku, sizeof(p.eku));
+    col_text(st, 5, p.key_types, sizeof(p.key_types));
+    col_text(st, 6, p.subject_allow, sizeof(p.subject_allow));
+    col_text(st, 7, p.subject_forbid, sizeof(p.subject_forbid));
+    col_text(st, 8, p.san_types, sizeof(p.san_types));
+    col_text(st, 9, p.san_patterns, sizeof(p.san_patterns));
+    col_text(st, 10, p.key_usage, sizeof(p.key_usage));
+    p.max_validity_days = sqlite3_column_int(st, 11);
+    col_text(st, 12, p.cdp_url, sizeof(p.cdp_url));
+    col_text(st, 13, p.aia_url, sizeof(p.aia_url));
+    col_text(st, 14, p.duplicate_subject, sizeof(p.duplicate_subject));
+    return w->cb(w->arg, &p) ? -1 : 0;
+}
+
 enum scep_err
 scep_store_each_profile(struct scep_store *s, scep_profile_cb cb, void *arg)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    enum scep_err rc;
-    int r;
+    struct profile_walk w = {cb, arg};
 
-    if ((rc = acquire(s, &db)) != SCEP_OK)
-        return rc;
-    if ((r = prep(db,
-                  "SELECT id, name, template, validity_days, eku, key_types, subject_allow,"
-                  " subject_forbid, san_types, san_patterns, key_usage, max_validity_days, cdp_url,"
-                  " aia_url, duplicate_subject FROM profile ORDER BY id",
-                  &st)) != SQLITE_OK) {
-        rc = map_rc(r);
-        goto out;
-    }
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        struct scep_profile_row p;
-        memset(&p, 0, sizeof(p));
-        p.id = sqlite3_column_int64(st, 0);
-        col_text(st, 1, p.name, sizeof(p.name));
-        col_text(st, 2, p.template_name, sizeof(p.template_name));
-        p.validity_days = sqlite3_column_int(st, 3);
-        col_text(st, 4, p.eku, sizeof(p.eku));
-        col_text(st, 5, p.key_types, sizeof(p.key_types));
-        col_text(st, 6, p.subject_allow, sizeof(p.subject_allow));
-        col_text(st, 7, p.subject_forbid, sizeof(p.subject_forbid));
-        col_text(st, 8, p.san_types, sizeof(p.san_types));
-        col_text(st, 9, p.san_patterns, sizeof(p.san_patterns));
-        col_text(st, 10, p.key_usage, sizeof(p.key_usage));
-        p.max_validity_days = sqlite3_column_int(st, 11);
-        col_text(st, 12, p.cdp_url, sizeof(p.cdp_url));
-        col_text(st, 13, p.aia_url, sizeof(p.aia_url));
-        col_text(st, 14, p.duplicate_subject, sizeof(p.duplicate_subject));
-        if (cb(arg, &p)) {
-            rc = SCEP_E_INTERNAL;
-            goto out;
-        }
-    }
-    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
-out:
-    sqlite3_finalize(st);
-    release(s, db);
-    return rc;
+    return each_row(s,
+                    "SELECT id, name, template, validity_days, eku, key_types, subject_allow,"
+                    " subject_forbid, san_types, san_patterns, key_usage, max_validity_days,"
+                    " cdp_url, aia_url, duplicate_subject FROM profile ORDER BY id",
+                    NULL, 0, profile_row, &w);
 }
 
 enum scep_err
 scep_store_count_valid_subject(struct scep_store *s, int64_t ca_id, const char *subject,
                                int64_t now, int64_t *count)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    enum scep_err rc;
-    int r;
+    struct qarg q[] = {{.i = ca_id}, {.t = subject}, {.i = now}};
 
     *count = 0;
-    if ((rc = acquire(s, &db)) != SCEP_OK)
-        return rc;
-    if ((r = prep(db,
-                  "SELECT count(*) FROM certificate WHERE ca_id = ? AND subject = ?"
-                  " AND status = 'valid' AND not_after > ?",
-                  &st)) != SQLITE_OK) {
-        rc = map_rc(r);
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, ca_id);
-    sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
-    if ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        *count = sqlite3_column_int64(st, 0);
-        rc = SCEP_OK;
-    } else
-        rc = map_rc(r);
-out:
-    sqlite3_finalize(st);
-    release(s, db);
-    return rc;
+    return each_row(s,
+                    "SELECT count(*) FROM certificate WHERE ca_id = ? AND subject = ?"
+                    " AND status = 'valid' AND not_after > ?",
+                    q, 3, first_int, count);
 }
 
 /* ---- accounts ---- */
@@ -2235,54 +2270,43 @@ out:
 }
 
 /* One row of a query with an int64 and/or text or blob key. */
-static enum scep_err
-account_query(struct scep_store *s, const char *sql, int64_t i1, const void *blob, size_t blen,
-              const char *text, struct scep_account_row *out)
+static int
+account_first(void *arg, sqlite3_stmt *st)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
+    account_from_row(st, arg);
+    return 1;
+}
+
+/* The one account a query finds (SCEP_E_NO_ENTRY when none). */
+static enum scep_err
+account_query(struct scep_store *s, const char *sql, const struct qarg *q, int nq,
+              struct scep_account_row *out)
+{
     enum scep_err rc;
-    int r;
 
     memset(out, 0, sizeof(*out));
-    if ((rc = acquire(s, &db)) != SCEP_OK)
+    if ((rc = each_row(s, sql, q, nq, account_first, out)) != SCEP_OK)
         return rc;
-    if ((r = prep(db, sql, &st)) != SQLITE_OK) {
-        rc = map_rc(r);
-        goto out;
-    }
-    if (blob != NULL)
-        sqlite3_bind_blob(st, 1, blob, (int)blen, SQLITE_STATIC);
-    else {
-        sqlite3_bind_int64(st, 1, i1);
-        sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
-    }
-    if ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        account_from_row(st, out);
-        rc = SCEP_OK;
-    } else
-        rc = r == SQLITE_DONE ? SCEP_E_NO_ENTRY : map_rc(r);
-out:
-    sqlite3_finalize(st);
-    release(s, db);
-    return rc;
+    return out->id != 0 ? SCEP_OK : SCEP_E_NO_ENTRY;
 }
 
 enum scep_err
 scep_store_find_account(struct scep_store *s, const unsigned char code_hash[32],
                         struct scep_account_row *out)
 {
-    return account_query(s, "SELECT " ACCOUNT_COLS " FROM account WHERE code_hash = ?", 0,
-                         code_hash, 32, NULL, out);
+    struct qarg q[] = {{.b = code_hash, .blen = 32}};
+
+    return account_query(s, "SELECT " ACCOUNT_COLS " FROM account WHERE code_hash = ?", q, 1, out);
 }
 
 enum scep_err
 scep_store_get_account(struct scep_store *s, int64_t endpoint_id, const char *name,
                        struct scep_account_row *out)
 {
-    return account_query(s,
-                         "SELECT " ACCOUNT_COLS " FROM account WHERE endpoint_id = ? AND name = ?",
-                         endpoint_id, NULL, 0, name, out);
+    struct qarg q[] = {{.i = endpoint_id}, {.t = name}};
+
+    return account_query(
+        s, "SELECT " ACCOUNT_COLS " FROM account WHERE endpoint_id = ? AND name = ?", q, 2, out);
 }
 
 enum scep_err
@@ -2313,37 +2337,31 @@ out:
     return end_write(s, db, rc);
 }
 
+struct account_walk {
+    scep_account_cb cb;
+    void *arg;
+};
+
+static int
+account_row(void *arg, sqlite3_stmt *st)
+{
+    struct account_walk *w = arg;
+    struct scep_account_row a;
+
+    account_from_row(st, &a);
+    return w->cb(w->arg, &a) ? -1 : 0;
+}
+
 enum scep_err
 scep_store_each_account(struct scep_store *s, int64_t endpoint_id, scep_account_cb cb, void *arg)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    enum scep_err rc;
-    int r;
+    struct account_walk w = {cb, arg};
+    struct qarg q[] = {{.i = endpoint_id}};
 
-    if ((rc = acquire(s, &db)) != SCEP_OK)
-        return rc;
-    if ((r = prep(db,
-                  "SELECT " ACCOUNT_COLS " FROM account WHERE ?1 = 0 OR endpoint_id = ?1"
-                  " ORDER BY endpoint_id, name",
-                  &st)) != SQLITE_OK) {
-        rc = map_rc(r);
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, endpoint_id);
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        struct scep_account_row a;
-        account_from_row(st, &a);
-        if (cb(arg, &a)) {
-            rc = SCEP_E_INTERNAL;
-            goto out;
-        }
-    }
-    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
-out:
-    sqlite3_finalize(st);
-    release(s, db);
-    return rc;
+    return each_row(s,
+                    "SELECT " ACCOUNT_COLS " FROM account WHERE ?1 = 0 OR endpoint_id = ?1"
+                    " ORDER BY endpoint_id, name",
+                    q, 1, account_row, &w);
 }
 
 /* ---- one-time challenges and token nonces ---- */
@@ -2422,95 +2440,66 @@ out:
     return end_write(s, db, rc);
 }
 
+static int
+challenge_first(void *arg, sqlite3_stmt *st)
+{
+    challenge_from_row(st, arg);
+    return 1;
+}
+
 enum scep_err
 scep_store_find_challenge(struct scep_store *s, int64_t endpoint_id, const unsigned char hash[32],
                           struct scep_challenge_row *out)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
+    struct qarg q[] = {{.b = hash, .blen = 32}, {.i = endpoint_id}};
     enum scep_err rc;
-    int r;
 
     memset(out, 0, sizeof(*out));
-    if ((rc = acquire(s, &db)) != SCEP_OK)
+    rc = each_row(s, "SELECT " CHALLENGE_COLS " FROM challenge WHERE hash = ? AND endpoint_id = ?",
+                  q, 2, challenge_first, out);
+    if (rc != SCEP_OK)
         return rc;
-    if ((r = prep(db, "SELECT " CHALLENGE_COLS " FROM challenge WHERE hash = ? AND endpoint_id = ?",
-                  &st)) != SQLITE_OK) {
-        rc = map_rc(r);
-        goto out;
-    }
-    sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, endpoint_id);
-    if ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        challenge_from_row(st, out);
-        rc = SCEP_OK;
-    } else
-        rc = r == SQLITE_DONE ? SCEP_E_NO_ENTRY : map_rc(r);
-out:
-    sqlite3_finalize(st);
-    release(s, db);
-    return rc;
+    return out->id != 0 ? SCEP_OK : SCEP_E_NO_ENTRY;
+}
+
+struct challenge_walk {
+    scep_challenge_cb cb;
+    void *arg;
+};
+
+static int
+challenge_row(void *arg, sqlite3_stmt *st)
+{
+    struct challenge_walk *w = arg;
+    struct scep_challenge_row c;
+
+    challenge_from_row(st, &c);
+    return w->cb(w->arg, &c) ? -1 : 0;
 }
 
 enum scep_err
 scep_store_each_challenge(struct scep_store *s, int64_t endpoint_id, scep_challenge_cb cb,
                           void *arg)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    enum scep_err rc;
-    int r;
+    struct challenge_walk w = {cb, arg};
+    struct qarg q[] = {{.i = endpoint_id}};
 
-    if ((rc = acquire(s, &db)) != SCEP_OK)
-        return rc;
-    if ((r = prep(db,
-                  "SELECT " CHALLENGE_COLS " FROM challenge WHERE ?1 = 0 OR endpoint_id = ?1"
-                  " ORDER BY id DESC LIMIT 1000",
-                  &st)) != SQLITE_OK) {
-        rc = map_rc(r);
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, endpoint_id);
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        struct scep_challenge_row c;
-        challenge_from_row(st, &c);
-        if (cb(arg, &c)) {
-            rc = SCEP_E_INTERNAL;
-            goto out;
-        }
-    }
-    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
-out:
-    sqlite3_finalize(st);
-    release(s, db);
-    return rc;
+    return each_row(s,
+                    "SELECT " CHALLENGE_COLS " FROM challenge WHERE ?1 = 0 OR endpoint_id = ?1"
+                    " ORDER BY id DESC LIMIT 1000",
+                    q, 1, challenge_row, &w);
 }
 
 enum scep_err
 scep_store_nonce_used(struct scep_store *s, int64_t endpoint_id, const char *nonce, int *used)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
+    struct qarg q[] = {{.i = endpoint_id}, {.t = nonce}};
+    int64_t n = 0;
     enum scep_err rc;
-    int r;
 
-    *used = 0;
-    if ((rc = acquire(s, &db)) != SCEP_OK)
-        return rc;
-    if ((r = prep(db, "SELECT 1 FROM token_nonce WHERE endpoint_id = ? AND nonce = ?", &st)) !=
-        SQLITE_OK) {
-        rc = map_rc(r);
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, endpoint_id);
-    sqlite3_bind_text(st, 2, nonce, -1, SQLITE_STATIC);
-    r = sqlite3_step(st);
-    if (r == SQLITE_ROW)
-        *used = 1;
-    rc = r == SQLITE_ROW || r == SQLITE_DONE ? SCEP_OK : map_rc(r);
-out:
-    sqlite3_finalize(st);
-    release(s, db);
+    rc = each_row(s, "SELECT count(*) FROM token_nonce WHERE endpoint_id = ? AND nonce = ?", q, 2,
+                  first_int, &n);
+    *used = rc == SCEP_OK && n > 0;
     return rc;
 }
 
@@ -2600,87 +2589,74 @@ out:
     return end_write(s, db, rc);
 }
 
+struct audit_walk {
+    scep_audit_cb cb;
+    void *arg;
+};
+
+static int
+audit_row(void *arg, sqlite3_stmt *st)
+{
+    struct audit_walk *w = arg;
+    struct scep_audit_row a;
+
+    a.id = sqlite3_column_int64(st, 0);
+    a.at = sqlite3_column_int64(st, 1);
+    a.actor = (const char *)sqlite3_column_text(st, 2);
+    a.action = (const char *)sqlite3_column_text(st, 3);
+    a.object = (const char *)sqlite3_column_text(st, 4);
+    a.endpoint = (const char *)sqlite3_column_text(st, 5);
+    a.outcome = (const char *)sqlite3_column_text(st, 6);
+    a.reason = (const char *)sqlite3_column_text(st, 7);
+    return w->cb(w->arg, &a) ? -1 : 0;
+}
+
 enum scep_err
 scep_store_each_audit(struct scep_store *s, int limit, scep_audit_cb cb, void *arg)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    enum scep_err rc;
-    int r;
+    struct audit_walk w = {cb, arg};
+    struct qarg q[] = {{.i = limit > 0 ? limit : 1000}};
 
-    if ((rc = acquire(s, &db)) != SCEP_OK)
-        return rc;
-    if ((r = prep(db,
-                  "SELECT id, at, actor, action, object, endpoint, outcome, reason FROM audit"
-                  " ORDER BY id DESC LIMIT ?",
-                  &st)) != SQLITE_OK) {
-        rc = map_rc(r);
-        goto out;
-    }
-    sqlite3_bind_int(st, 1, limit > 0 ? limit : 1000);
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        struct scep_audit_row a;
-        a.id = sqlite3_column_int64(st, 0);
-        a.at = sqlite3_column_int64(st, 1);
-        a.actor = (const char *)sqlite3_column_text(st, 2);
-        a.action = (const char *)sqlite3_column_text(st, 3);
-        a.object = (const char *)sqlite3_column_text(st, 4);
-        a.endpoint = (const char *)sqlite3_column_text(st, 5);
-        a.outcome = (const char *)sqlite3_column_text(st, 6);
-        a.reason = (const char *)sqlite3_column_text(st, 7);
-        if (cb(arg, &a)) {
-            rc = SCEP_E_INTERNAL;
-            goto out;
-        }
-    }
-    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
-out:
-    sqlite3_finalize(st);
-    release(s, db);
-    return rc;
+    return each_row(s,
+                    "SELECT id, at, actor, action, object, endpoint, outcome, reason FROM audit"
+                    " ORDER BY id DESC LIMIT ?",
+                    q, 1, audit_row, &w);
 }
 
+struct event_walk {
+    scep_event_cb cb;
+    void *arg;
+};
+
+static int
+event_row(void *arg, sqlite3_stmt *st)
+{
+    struct event_walk *w = arg;
+    struct scep_event_row e;
+
+    e.id = sqlite3_column_int64(st, 0);
+    e.created_at = sqlite3_column_int64(st, 1);
+    e.endpoint_id = sqlite3_column_int64(st, 2);
+    e.kind = (const char *)sqlite3_column_text(st, 3);
+    e.payload = (const char *)sqlite3_column_text(st, 4);
+    e.status = (const char *)sqlite3_column_text(st, 5);
+    e.attempts = sqlite3_column_int(st, 6);
+    e.next_attempt_at = sqlite3_column_int64(st, 7);
+    e.delivered_at = sqlite3_column_int64(st, 8);
+    e.last_error = (const char *)sqlite3_column_text(st, 9);
+    return w->cb(w->arg, &e) ? -1 : 0;
+}
+
+/* Events by sql with ?1 status (or NULL), ?2 now, ?3 limit. */
 static enum scep_err
 each_event_sql(struct scep_store *s, const char *sql, const char *status, int64_t now, int limit,
                scep_event_cb cb, void *arg)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    enum scep_err rc;
-    int r;
+    struct event_walk w = {cb, arg};
+    struct qarg q[] = {
+        {.t = status, .null = status == NULL}, {.i = now}, {.i = limit > 0 ? limit : 1000}};
 
-    if ((rc = acquire(s, &db)) != SCEP_OK)
-        return rc;
-    if ((r = prep(db, sql, &st)) != SQLITE_OK) {
-        rc = map_rc(r);
-        goto out;
-    }
-    if (status != NULL)
-        sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
-    sqlite3_bind_int(st, 3, limit > 0 ? limit : 1000);
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        struct scep_event_row e;
-        e.id = sqlite3_column_int64(st, 0);
-        e.created_at = sqlite3_column_int64(st, 1);
-        e.endpoint_id = sqlite3_column_int64(st, 2);
-        e.kind = (const char *)sqlite3_column_text(st, 3);
-        e.payload = (const char *)sqlite3_column_text(st, 4);
-        e.status = (const char *)sqlite3_column_text(st, 5);
-        e.attempts = sqlite3_column_int(st, 6);
-        e.next_attempt_at = sqlite3_column_int64(st, 7);
-        e.delivered_at = sqlite3_column_int64(st, 8);
-        e.last_error = (const char *)sqlite3_column_text(st, 9);
-        if (cb(arg, &e)) {
-            rc = SCEP_E_INTERNAL;
-            goto out;
-        }
-    }
-    rc = r == SQLITE_DONE ? SCEP_OK : map_rc(r);
-out:
-    sqlite3_finalize(st);
-    release(s, db);
-    return rc;
+    return each_row(s, sql, q, 3, event_row, &w);
 }
 
 #define EVENT_COLS                                                                                 \
