@@ -1599,6 +1599,17 @@ struct list_ctx {
     int nomem;
 };
 
+/* The end of a listing: the array as JSON text, or what went wrong (the array freed). */
+static enum scep_err
+list_finish(struct list_ctx *c, enum scep_err rc, char **json)
+{
+    if (c->nomem || rc != SCEP_OK) {
+        json_decref(c->arr);
+        return c->nomem ? SCEP_E_NOMEM : rc;
+    }
+    return dump(c->arr, json);
+}
+
 static int
 account_cb(void *arg, const struct scep_account_row *r)
 {
@@ -1649,12 +1660,7 @@ scep_service_describe_accounts(const struct scep_service *svc, const char *endpo
         return rc;
     if ((c.arr = json_array()) == NULL)
         return SCEP_E_NOMEM;
-    rc = scep_store_each_account(svc->store, id, account_cb, &c);
-    if (c.nomem || rc != SCEP_OK) {
-        json_decref(c.arr);
-        return c.nomem ? SCEP_E_NOMEM : rc;
-    }
-    return dump(c.arr, json);
+    return list_finish(&c, scep_store_each_account(svc->store, id, account_cb, &c), json);
 }
 
 /* ---- one-time challenges and signed tokens ---- */
@@ -1802,12 +1808,7 @@ scep_service_describe_challenges(const struct scep_service *svc, const char *end
         return rc;
     if ((c.arr = json_array()) == NULL)
         return SCEP_E_NOMEM;
-    rc = scep_store_each_challenge(svc->store, id, challenge_cb, &c);
-    if (c.nomem || rc != SCEP_OK) {
-        json_decref(c.arr);
-        return c.nomem ? SCEP_E_NOMEM : rc;
-    }
-    return dump(c.arr, json);
+    return list_finish(&c, scep_store_each_challenge(svc->store, id, challenge_cb, &c), json);
 }
 
 enum scep_err
@@ -1964,17 +1965,13 @@ scep_service_describe_events(const struct scep_service *svc, const char *status,
                              char **json)
 {
     struct list_ctx c = {svc, NULL, 0};
-    enum scep_err rc;
 
     *json = NULL;
     if ((c.arr = json_array()) == NULL)
         return SCEP_E_NOMEM;
-    rc = scep_store_each_event(svc->store, given(status) ? status : NULL, limit, event_cb, &c);
-    if (c.nomem || rc != SCEP_OK) {
-        json_decref(c.arr);
-        return c.nomem ? SCEP_E_NOMEM : rc;
-    }
-    return dump(c.arr, json);
+    return list_finish(
+        &c, scep_store_each_event(svc->store, given(status) ? status : NULL, limit, event_cb, &c),
+        json);
 }
 
 static int
@@ -2003,17 +2000,11 @@ enum scep_err
 scep_service_describe_audit(const struct scep_service *svc, int limit, char **json)
 {
     struct list_ctx c = {svc, NULL, 0};
-    enum scep_err rc;
 
     *json = NULL;
     if ((c.arr = json_array()) == NULL)
         return SCEP_E_NOMEM;
-    rc = scep_store_each_audit(svc->store, limit, audit_cb, &c);
-    if (c.nomem || rc != SCEP_OK) {
-        json_decref(c.arr);
-        return c.nomem ? SCEP_E_NOMEM : rc;
-    }
-    return dump(c.arr, json);
+    return list_finish(&c, scep_store_each_audit(svc->store, limit, audit_cb, &c), json);
 }
 
 /* ---- event delivery (the outbox) ---- */
