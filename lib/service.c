@@ -1118,12 +1118,14 @@ svc_code_hash(const struct scep_service *svc, const char *kind, const char *code
  * Who is asking, by the endpoint's challenge mode (DESIGN §3 step 5).
  * Fills az; every error is a refusal (fail closed).  csr_der is the
  * request as the client sent it (with its challenge: Intune and webhooks
- * need it).  why gets what a validation service said.
+ * need it), csr_b64 its base64 (made for the webhook and Intune modes only).
+ * why gets what a validation service said.
  */
 static enum scep_err
 authorize(const struct scep_service *svc, const struct scep_endpoint *ep,
           const struct scep_pkimsg *m, const unsigned char *csr_der, size_t csr_len,
-          const char *chal, size_t chlen, struct scep_authz *az, char *why, size_t whylen)
+          const char *csr_b64, const char *chal, size_t chlen, struct scep_authz *az, char *why,
+          size_t whylen)
 {
     unsigned char h[32];
     enum scep_err rc;
@@ -1236,15 +1238,10 @@ authorize(const struct scep_service *svc, const struct scep_endpoint *ep,
         snprintf(az->actor, sizeof(az->actor), "webhook");
         return rc;
     }
-    case SCEP_MODE_INTUNE: {
-        char *b64 = b64_of(csr_der, csr_len);
-        if (b64 == NULL)
-            return SCEP_E_NOMEM;
-        rc = scep_intune_validate(ep->intune, txid, b64, why, whylen);
-        free(b64);
+    case SCEP_MODE_INTUNE:
+        rc = scep_intune_validate(ep->intune, txid, csr_b64, why, whylen);
         snprintf(az->actor, sizeof(az->actor), "intune");
         return rc;
-    }
     }
     return SCEP_E_CHALLENGE;
 }
@@ -1660,7 +1657,7 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
     }
     if (rc != SCEP_OK && rc != SCEP_E_NO_ENTRY)
         goto fail;
-    rc = authorize(svc, ep, m, inner, innerlen, chal, chlen, &az, why, sizeof(why));
+    rc = authorize(svc, ep, m, inner, innerlen, csr_b64, chal, chlen, &az, why, sizeof(why));
     /*
      * Intune hears how every request it was asked about ended: a denial too
      * gets a failureNotification (not a request it could not be asked about).
