@@ -181,9 +181,11 @@ cert_eku() {
         tr ',' '\n' | sed 's/^ *//; s/ *$//' | grep -v '^$' | sort | tr '\n' ',' | sed 's/,$//' || true
 }
 
-# expect_no_cert NAME RC CERTFILE CN COUNT_BEFORE: a refused enrollment.
+# expect_no_cert NAME RC CERTFILE CN COUNT_BEFORE ERR: a refused enrollment,
+# refused for the reason ERR (the err= of scepd's last PKIOperation line):
+# a refusal for any other reason is a failure of the test.
 expect_no_cert() {
-    local name=$1 rc=$2 cert=$3 cn=$4 before=$5 n
+    local name=$1 rc=$2 cert=$3 cn=$4 before=$5 want=$6 n last
     if ((rc == 0)); then
         fail "$name" "client exited 0"
         return 1
@@ -195,6 +197,11 @@ expect_no_cert() {
     n=$(certs_count "$cn") || n=error
     if [[ $n != "$before" ]]; then
         fail "$name" "certs list for CN=$cn: $n certificate(s), was $before"
+        return 1
+    fi
+    last=$(grep 'op=PKIOperation' "$SCEPD_LOG" | tail -n 1)
+    if [[ $last != *" err=$want "* ]]; then
+        fail "$name" "refused, but not for $want: ${last:-no PKIOperation logged}"
         return 1
     fi
     pass "$name"

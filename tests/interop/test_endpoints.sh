@@ -113,7 +113,7 @@ if ep_add acct --mode account --org Acme --dept IT; then
     before=$(certs_count acct-wrong) || before=error
     rc=0
     run_scepclient acct-wrong "$SCEPD_URL/acct" "wrong-$(rnd)" acct-wrong || rc=$?
-    expect_no_cert account-wrong-code "$rc" "$WORK/acct-wrong/cert.pem" acct-wrong "$before" || true
+    expect_no_cert account-wrong-code "$rc" "$WORK/acct-wrong/cert.pem" acct-wrong "$before" challenge || true
     # disabled account
     if ctl accounts add --endpoint acct bob --org Acme --dept IT --json >"$WORK/acct-bob.json" 2>"$WORK/acct-bob.err"; then
         code_b=$(json_get "$WORK/acct-bob.json" access_code)
@@ -122,7 +122,7 @@ if ep_add acct --mode account --org Acme --dept IT; then
             before=$(certs_count bob) || before=error
             rc=0
             run_scepclient acct-bob "$SCEPD_URL/acct" "$code_b" bob || rc=$?
-            expect_no_cert account-disabled "$rc" "$WORK/acct-bob/cert.pem" bob "$before" || true
+            expect_no_cert account-disabled "$rc" "$WORK/acct-bob/cert.pem" bob "$before" account_disabled || true
         else
             fail account-disabled "accounts disable bob: $(tail -n 2 "$WORK/acct-dis.log" | tr '\n' ' ')"
         fi

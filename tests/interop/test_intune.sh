@@ -147,7 +147,7 @@ fi
 before=$(certs_count denied-device) || before=error
 rc=0
 run_scepclient intune-denied "$URL" "$CHAL" denied-device || rc=$?
-expect_no_cert intune-denied "$rc" "$WORK/intune-denied/cert.pem" denied-device "$before" || true
+expect_no_cert intune-denied "$rc" "$WORK/intune-denied/cert.pem" denied-device "$before" denied || true
 if out=$(check_record denied-device "" denied); then pass intune-record-denied; log "  $out"; else fail intune-record-denied "$out"; fi
 
 # --- successNotification fails -------------------------------------------------

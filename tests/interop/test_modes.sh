@@ -46,7 +46,7 @@ if ep_ready ot "$WORK/ot-ca.pem" --mode one-time; then
         before=$(certs_count ot-2) || before=error
         rc=0
         run_scepclient ot-2 "$SCEPD_URL/ot" "$chal" ot-2 || rc=$?
-        expect_no_cert onetime-second-use "$rc" "$WORK/ot-2/cert.pem" ot-2 "$before" || true
+        expect_no_cert onetime-second-use "$rc" "$WORK/ot-2/cert.pem" ot-2 "$before" challenge_used || true
         if ctl challenges list --endpoint ot --json >"$WORK/ot-list.json" 2>"$WORK/ot-list.err" ||
             ctl challenges list --json >"$WORK/ot-list.json" 2>"$WORK/ot-list.err"; then
             if out=$(python3 - "$WORK/ot-list.json" "$chal" <<'EOF'
@@ -109,14 +109,14 @@ if ep_ready sg "$WORK/sg-ca.pem" --mode signed; then
         before=$(certs_count dev1) || before=error
         rc=0
         run_scepclient sg-replay "$SCEPD_URL/sg" "$tok" dev1 || rc=$?
-        expect_no_cert signed-replay "$rc" "$WORK/sg-replay/cert.pem" dev1 "$before" || true
+        expect_no_cert signed-replay "$rc" "$WORK/sg-replay/cert.pem" dev1 "$before" challenge_used || true
     fi
     # token for CN=dev1 used for CN=dev2
     tok=$(sign --subject CN=dev1 --ttl 60m) || tok=""
     before=$(certs_count dev2) || before=error
     rc=0
     run_scepclient sg-dev2 "$SCEPD_URL/sg" "$tok" dev2 || rc=$?
-    expect_no_cert signed-wrong-subject "$rc" "$WORK/sg-dev2/cert.pem" dev2 "$before" || true
+    expect_no_cert signed-wrong-subject "$rc" "$WORK/sg-dev2/cert.pem" dev2 "$before" challenge_identity || true
     # tampered token: flip one character of the payload (first dot-separated part)
     tok=$(sign --subject CN=dev1 --ttl 60m) || tok=""
     bad=$(python3 - "$tok" <<'EOF'
@@ -135,7 +135,7 @@ EOF
     before=$(certs_count dev1) || before=error
     rc=0
     run_scepclient sg-tamper "$SCEPD_URL/sg" "$bad" dev1 || rc=$?
-    expect_no_cert signed-tampered "$rc" "$WORK/sg-tamper/cert.pem" dev1 "$before" || true
+    expect_no_cert signed-tampered "$rc" "$WORK/sg-tamper/cert.pem" dev1 "$before" token || true
     # strongSwan: CSR adds a SAN the token (CN=dev1 only) does not allow
     tok=$(sign --subject CN=dev1 --ttl 60m) || tok=""
     before=$(certs_count dev1) || before=error
@@ -144,7 +144,7 @@ EOF
     if ((rc == 90 || rc == 91)); then
         fail signed-extra-san "pki --scepca failed (rc=$rc)"
     else
-        expect_no_cert signed-extra-san "$rc" "$WORK/sg-pki-san/cert.pem" dev1 "$before" || true
+        expect_no_cert signed-extra-san "$rc" "$WORK/sg-pki-san/cert.pem" dev1 "$before" challenge_identity || true
     fi
 fi
 
@@ -167,7 +167,7 @@ if [[ -n $WH_PORT ]] && ep_ready wh "$WORK/wh-ca.pem" --mode webhook --webhook-u
     before=$(certs_count blocked) || before=error
     rc=0
     run_scepclient wh-blocked "$SCEPD_URL/wh" "$WH_CHAL" blocked || rc=$?
-    expect_no_cert webhook-denied "$rc" "$WORK/wh-blocked/cert.pem" blocked "$before" || true
+    expect_no_cert webhook-denied "$rc" "$WORK/wh-blocked/cert.pem" blocked "$before" denied || true
     # the recorded validation request
     if out=$(python3 - "$REC" "$WH_KEY" "$WH_CHAL" "$WORK/wh-csr.der" <<'EOF'
 import base64, binascii, hashlib, hmac, json, sys
@@ -222,7 +222,7 @@ EOF
         before=$(certs_count "wh-$mode") || before=error
         rc=0
         run_scepclient "wh-$mode" "$SCEPD_URL/wh" "$WH_CHAL" "wh-$mode" || rc=$?
-        expect_no_cert "webhook-$mode-fails-closed" "$rc" "$WORK/wh-$mode/cert.pem" "wh-$mode" "$before" || true
+        expect_no_cert "webhook-$mode-fails-closed" "$rc" "$WORK/wh-$mode/cert.pem" "wh-$mode" "$before" validator || true
     done
     stop_stub
 fi
