@@ -234,10 +234,11 @@ import json, re, sys
 d = json.load(open(sys.argv[1]))
 if isinstance(d, dict):
     d = next((v for v in d.values() if isinstance(v, list)), [])
-texts = [json.dumps(e).lower() for e in d]
-ok = [t for t in texts if re.search(r"issued|success", t)]
-bad = [t for t in texts if re.search(r"fail|denied|reject", t)]
-print("%d events, %d success, %d failure" % (len(texts), len(ok), len(bad)))
+ok = [e for e in d if e.get("kind") == "success" and e["payload"].get("event") == "success"
+      and e["payload"].get("certificateSerialNumber")]
+bad = [e for e in d if e.get("kind") == "failure" and e["payload"].get("event") == "failure"
+       and e["payload"].get("errorCode") and isinstance(e["payload"].get("hResult"), int)]
+print("%d events, %d success, %d failure" % (len(d), len(ok), len(bad)))
 sys.exit(0 if ok and bad else 1)
 EOF
     ); then pass events-success-and-failure; log "  $out"; else fail events-success-and-failure "$out"; fi
