@@ -104,3 +104,16 @@ scep_bio_copy(BIO *b, unsigned char **out, size_t *outlen)
     *outlen = bm->length;
     return SCEP_OK;
 }
+
+void
+scep_hex(const unsigned char *d, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        out[2 * i] = digits[d[i] >> 4];
+        out[2 * i + 1] = digits[d[i] & 15];
+    }
+    out[2 * n] = '\0';
+}

@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "scepd/buf.h"
 #include "scepd/csr.h"
 #include "scepd/issue.h"
 
@@ -151,19 +152,6 @@ scep_serial_hex(const X509 *x, char *buf, size_t buflen)
         buf[o < buflen ? o : buflen - 1] = '\0';
 }
 
-static void
-tohex(const unsigned char *d, size_t n, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = hex[d[i] >> 4];
-        out[2 * i + 1] = hex[d[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 void
 scep_cert_thumbprints(const X509 *x, char sha1[41], char sha256[65])
 {
@@ -171,11 +159,11 @@ scep_cert_thumbprints(const X509 *x, char sha1[41], char sha256[65])
     unsigned int n = 0;
 
     if (X509_digest(x, EVP_sha1(), md, &n) == 1)
-        tohex(md, n, sha1);
+        scep_hex(md, n, sha1);
     else
         sha1[0] = '\0';
     if (X509_digest(x, EVP_sha256(), md, &n) == 1)
-        tohex(md, n, sha256);
+        scep_hex(md, n, sha256);
     else
         sha256[0] = '\0';
 }

@@ -25,6 +25,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
+#include "scepd/buf.h"
 #include "scepd/certrep.h"
 #include "scepd/challenge.h"
 #include "scepd/crl.h"
@@ -1080,8 +1081,7 @@ txid_text(const unsigned char *txid, size_t len, char *out, size_t outlen)
         snprintf(out, outlen, "%.*s", (int)len, (const char *)txid);
         return;
     }
-    for (i = 0; i < len && 2 * i + 2 < outlen; i++)
-        snprintf(out + 2 * i, 3, "%02x", txid[i]);
+    scep_hex(txid, len < (outlen - 1) / 2 ? len : (outlen - 1) / 2, out);
 }
 
 /* Standard base64 of der, malloc'ed (NULL on ENOMEM). */
@@ -2065,18 +2065,13 @@ getcert_getcrl(const struct scep_service *svc, const struct scep_endpoint *ep,
     }
     {
         /* serial as lower-case hex, as the store keeps it */
-        static const char hex[] = "0123456789abcdef";
         const unsigned char *d = ASN1_STRING_get0_data(ias->serial);
-        int n = ASN1_STRING_length(ias->serial), i;
+        int n = ASN1_STRING_length(ias->serial);
         if (n <= 0 || n > 20) {
             rc = SCEP_E_UNKNOWN_CERT;
             goto fail;
         }
-        for (i = 0; i < n; i++) {
-            serial[2 * i] = hex[d[i] >> 4];
-            serial[2 * i + 1] = hex[d[i] & 15];
-        }
-        serial[2 * n] = '\0';
+        scep_hex(d, (size_t)n, serial);
     }
     rc = scep_store_get_cert(svc->store, serial, &info);
     if (rc == SCEP_E_NO_ENTRY || (rc == SCEP_OK && info.ca_id != ep->ca_id)) {

@@ -31,6 +31,7 @@
 
 #include <jansson.h>
 
+#include "scepd/buf.h"
 #include "scepd/challenge.h"
 #include "scepd/csr.h"
 #include "scepd/intune.h"
@@ -147,19 +148,6 @@ url_ok(const char *s, size_t cap)
            strpbrk(s, "\"'<>\\") == NULL;
 }
 
-static void
-hex_of(const unsigned char *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* ---- secrets: DIR/secrets/<endpoint>.<kind> ---- */
 
 /*
@@ -250,7 +238,7 @@ secret_new_key(const struct scep_service *svc, const char *endpoint, const char 
 
     if (RAND_bytes(key, sizeof(key)) == 1 &&
         (rc = secret_write(svc, endpoint, kind, key, sizeof(key))) == SCEP_OK)
-        hex_of(key, sizeof(key), hex);
+        scep_hex(key, sizeof(key), hex);
     OPENSSL_cleanse(key, sizeof(key));
     return rc;
 }

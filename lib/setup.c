@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "scepd/buf.h"
 #include "scepd/challenge.h"
 #include "scepd/pki.h"
 #include "scepd/setup.h"
@@ -106,7 +107,6 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
     struct scep_endpoint_row ep;
     int64_t ca_id = 0, ep_id = 0;
     int made_tmp = 0;
-    size_t i;
 
     memset(&carow, 0, sizeof(carow));
     memset(&ep, 0, sizeof(ep));
@@ -149,8 +149,7 @@ scep_setup_init(const struct scep_init_opts *o, char *challenge_out, size_t chal
     /* Secrets. */
     if (RAND_bytes(secret, sizeof(secret)) != 1 || RAND_bytes(tokbytes, sizeof(tokbytes)) != 1)
         goto out;
-    for (i = 0; i < sizeof(tokbytes); i++)
-        snprintf(token + 2 * i, 3, "%02x", tokbytes[i]);
+    scep_hex(tokbytes, sizeof(tokbytes), token);
     if ((rc = scep_path(p, sizeof(p), tmp, SCEP_SECRET_FILE)) != SCEP_OK ||
         (rc = scep_pki_write_secret(p, secret, sizeof(secret))) != SCEP_OK)
         goto io;

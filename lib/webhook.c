@@ -18,6 +18,7 @@
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 
+#include "scepd/buf.h"
 #include "scepd/httpc.h"
 #include "scepd/log.h"
 #include "scepd/query.h"
@@ -32,7 +33,7 @@ scep_webhook_signature(const unsigned char *key, size_t keylen, long long t, con
                        size_t bodylen, char *out, size_t outlen)
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0, i;
+    unsigned int maclen = 0;
     char prefix[32], hex[2 * EVP_MAX_MD_SIZE + 1];
     int plen;
     EVP_MAC *m = NULL;
@@ -57,9 +58,7 @@ scep_webhook_signature(const unsigned char *key, size_t keylen, long long t, con
         !EVP_MAC_final(ctx, mac, &macsz, sizeof(mac)))
         goto out;
     maclen = (unsigned int)macsz;
-    for (i = 0; i < maclen; i++)
-        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-    hex[2 * maclen] = '\0';
+    scep_hex(mac, maclen, hex);
     snprintf(out, outlen, "t=%lld,v1=%s", t, hex);
 out:
     OPENSSL_cleanse(mac, sizeof(mac));

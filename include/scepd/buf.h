@@ -24,6 +24,9 @@ const unsigned char *scep_buf_ptr(const struct scep_buf *b);
 size_t scep_buf_len(const struct scep_buf *b);
 void scep_buf_reset(struct scep_buf *b);
 
+/* Lower-case hex of n bytes into out (2n + 1 bytes, NUL-terminated). */
+void scep_hex(const unsigned char *d, size_t n, char *out);
+
 #include <openssl/bio.h>
 /* The contents of a memory BIO in *out (malloc'ed); SCEP_E_INTERNAL when empty. */
 enum scep_err scep_bio_copy(BIO *b, unsigned char **out, size_t *outlen) SCEP_WUR;
