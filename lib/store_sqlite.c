@@ -943,14 +943,30 @@ step_on(sqlite3_stmt **cache, sqlite3_stmt *st)
 }
 
 /*
- * The outbox event and the audit row of a job (issuance or refusal), on db
- * inside its open transaction; cache: the writer's statements, or NULL.
+ * The records of a job (issuance or refusal) on db inside its open
+ * transaction: for an issuance (serial) its account and device, then the
+ * outbox event and the audit row; cache: the writer's statements, or NULL.
  */
 static enum scep_err
 insert_records(sqlite3 *db, sqlite3_stmt **cache, const struct scep_commit_extra *x,
-               int64_t endpoint_id, const char *endpoint_name, const char *object, int64_t now)
+               int64_t endpoint_id, const char *endpoint_name, const char *object,
+               const char *serial, int64_t now)
 {
     sqlite3_stmt *st;
+
+    /* an issuance (serial): whose certificate it is */
+    if (serial != NULL &&
+        (x->account_id > 0 || (x->device_id != NULL && x->device_id[0] != '\0'))) {
+        if ((st = stmt_on(db, cache, W_CERT_OWNER)) == NULL)
+            return SCEP_E_STORE;
+        if (x->account_id > 0)
+            sqlite3_bind_int64(st, 1, x->account_id);
+        if (x->device_id != NULL && x->device_id[0] != '\0')
+            sqlite3_bind_text(st, 2, x->device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, serial, -1, SQLITE_STATIC);
+        if (step_on(cache, st) != SQLITE_DONE)
+            return SCEP_E_STORE;
+    }
 
     if (x->event_json != NULL) {
         if ((st = stmt_on(db, cache, W_EVENT)) == NULL)
@@ -1051,19 +1067,8 @@ insert_extra(struct scep_store *s, const struct scep_commit *j, int64_t now)
         if (wstep(st) != SQLITE_DONE)
             return SCEP_E_STORE;
     }
-    if (x->account_id > 0 || (x->device_id != NULL && x->device_id[0] != '\0')) {
-        if ((st = wstmt(s, W_CERT_OWNER)) == NULL)
-            return SCEP_E_STORE;
-        if (x->account_id > 0)
-            sqlite3_bind_int64(st, 1, x->account_id);
-        if (x->device_id != NULL && x->device_id[0] != '\0')
-            sqlite3_bind_text(st, 2, x->device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, j->cert->serial, -1, SQLITE_STATIC);
-        if (wstep(st) != SQLITE_DONE)
-            return SCEP_E_STORE;
-    }
     return insert_records(s->wdb, s->wst, x, j->req->endpoint_id, x->endpoint_name, j->cert->serial,
-                          now);
+                          j->cert->serial, now);
 }
 
 /* Both rows of one job inside the open transaction; rolled back alone on failure. */
@@ -1081,7 +1086,7 @@ insert_job(struct scep_store *s, struct scep_commit *j, int64_t now)
     if (j->req == NULL) {
         /* a refusal: its event and audit row only */
         if ((rc = insert_records(s->wdb, s->wst, j->extra, j->endpoint_id, j->extra->endpoint_name,
-                                 j->extra->object, now)) != SCEP_OK)
+                                 j->extra->object, NULL, now)) != SCEP_OK)
             goto undo;
         goto release;
     }
@@ -1567,26 +1572,9 @@ scep_store_complete_pending(struct scep_store *s, int64_t req_id, const struct s
         goto out;
     }
     /* who it is for, its event and audit row, in the same transaction */
-    if (x != NULL && (x->account_id > 0 || (x->device_id != NULL && x->device_id[0] != '\0'))) {
-        sqlite3_finalize(st);
-        if ((st = stmt_on(db, NULL, W_CERT_OWNER)) == NULL) {
-            rc = SCEP_E_STORE;
-            goto out;
-        }
-        if (x->account_id > 0)
-            sqlite3_bind_int64(st, 1, x->account_id);
-        if (x->device_id != NULL && x->device_id[0] != '\0')
-            sqlite3_bind_text(st, 2, x->device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, cert->serial, -1, SQLITE_STATIC);
-        r = step_on(NULL, st);
-        st = NULL;
-        if (r != SQLITE_DONE) {
-            rc = SCEP_E_STORE;
-            goto out;
-        }
-    }
     if (x != NULL)
-        rc = insert_records(db, NULL, x, cert->endpoint_id, x->endpoint_name, cert->serial, now);
+        rc = insert_records(db, NULL, x, cert->endpoint_id, x->endpoint_name, cert->serial,
+                            cert->serial, now);
 out:
     sqlite3_finalize(st);
     return end_write(s, db, rc);

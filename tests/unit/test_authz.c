@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include <openssl/x509v3.h>
+#include <sqlite3.h>
 
 #include "scepd/challenge.h"
 #include "scepd/issue.h"
@@ -122,6 +123,34 @@ subject_of(X509 *c)
     return buf;
 }
 
+/* "account:NAME device:ID" of a stored certificate, read from the database. */
+static const char *
+cert_owner(struct fixture *f, X509 *c)
+{
+    static char out[256];
+    char path[512], serial[48];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+
+    scep_serial_hex(c, serial, sizeof(serial));
+    snprintf(path, sizeof(path), "%s/%s", f->dir, SCEP_DB_FILE);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT coalesce('account:' || a.name, ''),"
+                                        " coalesce(' device:' || c.device_id, '')"
+                                        " FROM certificate c LEFT JOIN account a"
+                                        " ON a.id = c.account_id WHERE c.serial = ?",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    snprintf(out, sizeof(out), "%s%s", (const char *)sqlite3_column_text(st, 0),
+             (const char *)sqlite3_column_text(st, 1));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
 static int
 count_audit(struct fixture *f, const char *action)
 {
@@ -180,6 +209,7 @@ test_authz_account_shapes_certificate(void **state)
     assert_int_equal(enroll(f, 0, "CN=laptop,O=Evil,OU=Root", code, NULL, &c), SCEP_OK);
     assert_non_null(strstr(subject_of(c), "/O=Acme/OU=IT/CN=laptop"));
     assert_null(strstr(subject_of(c), "Evil"));
+    assert_string_equal(cert_owner(f, c), "account:it-dept");
     ASN1_TIME_to_tm(X509_get0_notAfter(c), &tm);
     na = timegm(&tm);
     assert_true(na > time(NULL) + 9 * 86400 && na <= time(NULL) + 10 * 86400 + 60);
@@ -387,6 +417,7 @@ test_authz_signed_token(void **state)
     assert_int_equal(enroll(f, 0, "CN=dev1", tampered, NULL, NULL), SCEP_E_TOKEN);
     assert_int_equal(enroll(f, 0, "CN=dev1", tok, NULL, &c), SCEP_OK);
     assert_non_null(strstr(subject_of(c), "CN=dev1"));
+    assert_string_equal(cert_owner(f, c), " device:D-42");
     X509_free(c);
     /* replayed: the nonce is recorded */
     assert_int_equal(enroll(f, 1, "CN=dev1", tok, NULL, NULL), SCEP_E_CHALLENGE_USED);
@@ -751,6 +782,7 @@ test_authz_approval_keeps_authorization(void **state)
                      SCEP_OK);
     c = stored_cert(f, serial);
     assert_string_equal(subject_of(c), "/O=Acme/OU=Ops/CN=printer");
+    assert_string_equal(cert_owner(f, c), "account:ops");
     {
         struct tm tm;
         time_t na;
