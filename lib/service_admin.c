@@ -1653,6 +1653,21 @@ scep_service_describe_accounts(const struct scep_service *svc, const char *endpo
 
 /* ---- one-time challenges and signed tokens ---- */
 
+/* The endpoint named, which must be of mode (what: what only that mode has, for the message). */
+static enum scep_err
+endpoint_in_mode(const struct scep_service *svc, const char *endpoint, enum scep_mode mode,
+                 const char *what, const struct scep_endpoint **out, char *errbuf, size_t errlen)
+{
+    if ((*out = ep_lookup(svc, endpoint, errbuf, errlen)) == NULL)
+        return SCEP_E_NO_ENTRY;
+    if ((*out)->mode != mode) {
+        scep_errbuf(errbuf, errlen, "endpoint %s has mode %s: %s are for mode %s endpoints",
+                    (*out)->name, scep_mode_name((*out)->mode), what, scep_mode_name(mode));
+        return SCEP_E_INVALID_ARG;
+    }
+    return SCEP_OK;
+}
+
 /* The identity a challenge or token binds: each part checked (az: scratch for the SANs). */
 static enum scep_err
 check_identity(const char *subject, const char *sans, const char *device, const char *sid,
@@ -1709,15 +1724,9 @@ scep_service_new_challenge(struct scep_service *svc, const char *endpoint, int t
         out[0] = '\0';
     scep_errbuf(errbuf, errlen, "%s", "");
     memset(&c, 0, sizeof(c));
-    if ((ep = ep_lookup(svc, endpoint, errbuf, errlen)) == NULL)
-        return SCEP_E_NO_ENTRY;
-    if (ep->mode != SCEP_MODE_ONETIME) {
-        scep_errbuf(errbuf, errlen,
-                    "endpoint %s has mode %s: one-time challenges are for mode one-time endpoints",
-                    ep->name, scep_mode_name(ep->mode));
-        return SCEP_E_INVALID_ARG;
-    }
-    if ((rc = check_ttl(ep, ttl, &ttl, errbuf, errlen)) != SCEP_OK ||
+    if ((rc = endpoint_in_mode(svc, endpoint, SCEP_MODE_ONETIME, "one-time challenges", &ep, errbuf,
+                               errlen)) != SCEP_OK ||
+        (rc = check_ttl(ep, ttl, &ttl, errbuf, errlen)) != SCEP_OK ||
         (rc = check_identity(subject, sans, device, sid, &az, errbuf, errlen)) != SCEP_OK)
         return rc;
     if (outlen <= OTC_LEN) {
@@ -1818,15 +1827,9 @@ scep_service_sign_token(struct scep_service *svc, const char *endpoint, int ttl,
         out[0] = '\0';
     scep_errbuf(errbuf, errlen, "%s", "");
     memset(&tok, 0, sizeof(tok));
-    if ((ep = ep_lookup(svc, endpoint, errbuf, errlen)) == NULL)
-        return SCEP_E_NO_ENTRY;
-    if (ep->mode != SCEP_MODE_SIGNED) {
-        scep_errbuf(errbuf, errlen,
-                    "endpoint %s has mode %s: signed tokens are for mode signed endpoints",
-                    ep->name, scep_mode_name(ep->mode));
-        return SCEP_E_INVALID_ARG;
-    }
-    if ((rc = check_ttl(ep, ttl, &ttl, errbuf, errlen)) != SCEP_OK ||
+    if ((rc = endpoint_in_mode(svc, endpoint, SCEP_MODE_SIGNED, "signed tokens", &ep, errbuf,
+                               errlen)) != SCEP_OK ||
+        (rc = check_ttl(ep, ttl, &ttl, errbuf, errlen)) != SCEP_OK ||
         (rc = check_identity(subject, sans, device, sid, &az, errbuf, errlen)) != SCEP_OK)
         return rc;
     if (given(eku) && !ascii_ok(eku, sizeof(tok.eku) - 1, 0))
