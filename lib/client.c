@@ -19,6 +19,7 @@
 
 #include "scepd/client.h"
 #include "scepd/buf.h"
+#include "scepd/der.h"
 #include "scepd/oids.h"
 #include "scepd/pki.h"
 #include "scepd/pkimsg.h"
@@ -271,7 +272,8 @@ scep_client_parse_reply(const unsigned char *der, size_t len, X509 *ra_cert,
 
     memset(out, 0, sizeof(*out));
     out->fail_info = -1;
-    if (len == 0 || len > INT_MAX || (cms = d2i_CMS_ContentInfo(NULL, &p, (long)len)) == NULL ||
+    if (len == 0 || len > INT_MAX ||
+        (cms = scep_der_keyless(ASN1_ITEM_rptr(CMS_ContentInfo), &p, (long)len)) == NULL ||
         p != der + len || OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed)
         goto out;
     sis = CMS_get0_SignerInfos(cms);

@@ -19,6 +19,7 @@
 #include <openssl/sha.h>
 
 #include "scepd/csr.h"
+#include "scepd/der.h"
 #include "scepd/num.h"
 
 enum scep_err
@@ -30,7 +31,7 @@ scep_csr_parse(const unsigned char *der, size_t len, X509_REQ **out)
     *out = NULL;
     if (len == 0 || len > INT_MAX)
         return SCEP_E_CSR_PARSE;
-    req = d2i_X509_REQ(NULL, &p, (long)len);
+    req = scep_der_keyless(ASN1_ITEM_rptr(X509_REQ), &p, (long)len);
     if (req == NULL || p != der + len) {
         X509_REQ_free(req);
         ERR_clear_error();
@@ -47,7 +48,7 @@ scep_csr_parse(const unsigned char *der, size_t len, X509_REQ **out)
         int n = i2d_X509_REQ(req, &re);
         int same = n > 0 && (size_t)n == len && memcmp(re, der, len) == 0;
         OPENSSL_free(re);
-        if (!same) {
+        if (!same || scep_der_req_key(&req, der, len) != SCEP_OK) {
             X509_REQ_free(req);
             ERR_clear_error();
             return SCEP_E_CSR_PARSE;

@@ -17,6 +17,7 @@
 #include <openssl/pkcs7.h>
 #include <openssl/rsa.h>
 
+#include "scepd/der.h"
 #include "scepd/oids.h"
 #include "scepd/pkimsg.h"
 
@@ -172,7 +173,8 @@ scep_pkimsg_parse(const unsigned char *der, size_t len, struct scep_pkimsg **out
         rc = SCEP_E_NOMEM;
         goto out;
     }
-    if ((cms = d2i_CMS_ContentInfo(NULL, &p, (long)len)) == NULL) {
+    /* Keys undecoded (der.h): only the signer's is needed, and it is read below. */
+    if ((cms = scep_der_keyless(ASN1_ITEM_rptr(CMS_ContentInfo), &p, (long)len)) == NULL) {
         rc = SCEP_E_DER;
         goto out;
     }
@@ -209,6 +211,12 @@ scep_pkimsg_parse(const unsigned char *der, size_t len, struct scep_pkimsg **out
         rc = SCEP_E_NO_SIGNER_CERT;
         goto out;
     }
+    /* Its key (m->signer may become another object with the same DER), for CMS_verify. */
+    if (scep_der_cert_key(&m->signer) != SCEP_OK) {
+        rc = SCEP_E_BAD_SIGNATURE;
+        goto out;
+    }
+    CMS_SignerInfo_set1_signer_cert(si, m->signer);
     pos = CMS_get0_content(cms);
     if (pos == NULL || *pos == NULL || ASN1_STRING_length(*pos) <= 0) {
         rc = SCEP_E_NO_CONTENT;
