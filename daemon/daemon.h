@@ -15,7 +15,7 @@ struct scep_admin;
 
 struct scep_http_opts {
     const char *listen;  /* "ADDR:PORT", "[v6]:PORT" */
-    unsigned threads;    /* 0: one per core */
+    unsigned threads;    /* PKIOperation workers; 0: four per core */
     unsigned conn_limit; /* open connections in all */
     unsigned per_ip_limit;
     unsigned timeout_s;         /* idle connection timeout */
