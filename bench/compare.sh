@@ -3,8 +3,10 @@
 # (Debian package "scep", installed if missing) on this machine, same
 # RSA-2048 CA key type, same challenge, same scep-bench workload, run in
 # alternation (A B A B ...) so both see the same machine noise.  Prints the
-# median rate, p50 and p99 per concurrency level and the ratio, and writes
-# docs/performance.md.
+# median rate, p50 and p99 per concurrency level, the ratio, and each
+# server's CPU time per enrollment (read from /proc around every round), and
+# rewrites its own section of docs/performance.md (between the
+# "compare.sh: begin/end" markers; the rest of the file is left alone).
 #
 #   bench/compare.sh [-n REQUESTS] [-r ROUNDS] [-l "1 8 32"] [-b BUILD_DIR]
 set -euo pipefail
@@ -59,21 +61,30 @@ run() { # NAME PORT C -> prints the scep-bench line
         --key-cache "$TOP/$BUILD/bench-keys" 2>>"$W/bench-$1.err" || true
 }
 : >"$W/results"
+ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; } # user + system, in clock ticks
+HZ=$(getconf CLK_TCK)
 for c in $LEVELS; do
     for r in $(seq "$ROUNDS"); do
         for s in scepd micromdm; do
-            p=$PA; [ $s = micromdm ] && p=$PB
+            p=$PA
+            pid=${PIDS[0]}
+            if [ $s = micromdm ]; then p=$PB; pid=${PIDS[1]}; fi
+            t0=$(ticks "$pid")
             line=$(run $s $p "$c")
-            echo "$s c=$c round=$r $line"
-            echo "$s $c $line" >>"$W/results"
+            t1=$(ticks "$pid")
+            # the server's own CPU per request in this round (ms)
+            srv_cpu=$(python3 -c "print('%.3f' % (($t1 - $t0) * 1000.0 / $HZ / $N))")
+            echo "$s c=$c round=$r $line server_cpu=${srv_cpu}ms"
+            echo "$s $c $line server_cpu=${srv_cpu}ms" >>"$W/results"
         done
     done
 done
 RSS=$(awk '/VmHWM/ {print $2}' /proc/"${PIDS[0]}"/status)
+CMD="bench/compare.sh -n $N -r $ROUNDS -l \"$LEVELS\""
 
-python3 - "$W/results" "$FLOOR" "$CPU" "$CORES" "$SIGNS" "$N" "$ROUNDS" "$RSS" <<'PY'
-import re, statistics, sys
-path, floor, cpu, cores, signs, n, rounds, rss = sys.argv[1:]
+python3 - "$W/results" "$FLOOR" "$CPU" "$CORES" "$SIGNS" "$N" "$ROUNDS" "$RSS" "$CMD" <<'PY'
+import datetime, re, statistics, sys
+path, floor, cpu, cores, signs, n, rounds, rss, cmd = sys.argv[1:]
 rows = {}
 for line in open(path):
     srv, c, rest = line.split(" ", 2)
@@ -82,32 +93,59 @@ for line in open(path):
 def med(srv, c, k):
     v = [float(r[k]) for r in rows.get((srv, c), []) if k in r]
     return statistics.median(v) if v else float("nan")
+rsa_ms = 3 * 1000.0 / float(signs)  # three private-key operations per enrollment, one core
 out = []
-out.append("| clients | scepd enroll/s | micromdm enroll/s | ratio | scepd p50 / p99 ms | micromdm p50 / p99 ms | failures scepd / micromdm |")
-out.append("| --- | --- | --- | --- | --- | --- | --- |")
+out.append("| clients | scepd enroll/s | micromdm enroll/s | ratio | scepd p50 / p99 ms "
+           "| micromdm p50 / p99 ms | failures scepd / micromdm "
+           "| CPU ms per enrollment: scepd / micromdm / scep-bench |")
+out.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for c in sorted({c for _, c in rows}):
     a, b = med("scepd", c, "rate"), med("micromdm", c, "rate")
     fa = sum(int(float(r.get("failures", 0))) for r in rows[("scepd", c)])
     fb = sum(int(float(r.get("failures", 0))) for r in rows[("micromdm", c)])
-    out.append("| %d | %.0f | %.0f | %.2fx | %.2f / %.2f | %.2f / %.2f | %d / %d |" % (
+    out.append("| %d | %.0f | %.0f | %.2fx | %.2f / %.2f | %.2f / %.2f | %d / %d | %.2f / %.2f / %.2f |" % (
         c, a, b, a / b if b else float("nan"), med("scepd", c, "p50"), med("scepd", c, "p99"),
-        med("micromdm", c, "p50"), med("micromdm", c, "p99"), fa, fb))
+        med("micromdm", c, "p50"), med("micromdm", c, "p99"), fa, fb,
+        med("scepd", c, "server_cpu"), med("micromdm", c, "server_cpu"),
+        med("scepd", c, "client_cpu")))
 best = max(med("scepd", c, "rate") for _, c in rows)
+cpu_ms = min(med("scepd", c, "server_cpu") for _, c in rows)
 table = "\n".join(out)
 print(table)
-print("scepd best median %.0f/s = %.0f%% of the crypto floor %s/s; scepd peak RSS %s kB" % (best, 100 * best / float(floor), floor, rss))
+print("scepd best median %.0f/s = %.0f%% of the crypto floor %s/s; the RSA operations are %.0f%% of "
+      "scepd's CPU per enrollment (%.2f of %.2f ms); scepd peak RSS %s kB" % (
+          best, 100 * best / float(floor), floor, 100 * rsa_ms / cpu_ms, rsa_ms, cpu_ms, rss))
+section = []
+section.append("Measured by `%s` on %s (%s cores), %s: scepd and micromdm/scep 2.1 "
+               "(`scepserver`, Debian package `scep`) side by side, RSA-2048 CA and client keys, "
+               "enrollment by POST, medians of %s alternating rounds of %s enrollments each.\n" % (
+                   cmd, cpu, cores, datetime.date.today().isoformat(), rounds, n))
+section.append(table + "\n")
+section.append("Crypto floor: `openssl speed rsa2048` gives %s signs/s per core; an enrollment costs "
+               "three RSA-2048 private-key operations (decrypt the request, sign the certificate, sign "
+               "the reply), %.2f ms of one core, so %s cores give %s enrollments/s. scepd's best median "
+               "is %.0f/s, %.0f%% of it, with scep-bench on the same cores. On scepd alone: its CPU "
+               "per enrollment (/proc, user + system, all threads) is %.2f ms at best, of which the "
+               "three RSA operations are %.0f%%. Peak resident memory of scepd during the run: %s "
+               "kB.\n" % (signs, rsa_ms, cores, floor, best, 100 * best / float(floor), cpu_ms,
+                          100 * rsa_ms / cpu_ms, rss))
+section.append("Failures are requests that did not end in a verified SUCCESS (micromdm/scep fails "
+               "requests under concurrency: \"open depot/serial: file exists\"); rates count "
+               "successful enrollments only. Every scepd reply is checked: RA signature, status, "
+               "transactionID, recipientNonce; one in 50 is decrypted and its certificate's key "
+               "compared. CPU columns: each server's CPU time over a round divided by its "
+               "enrollments, and scep-bench's own CPU per request while sending and checking.\n")
+begin, end = "<!-- compare.sh: begin -->", "<!-- compare.sh: end -->"
+block = begin + "\n" + "\n".join(section) + end
+try:
+    doc = open("docs/performance.md").read()
+except FileNotFoundError:
+    doc = "# Performance\n\n"
+if begin in doc and end in doc:
+    doc = doc[:doc.index(begin)] + block + doc[doc.index(end) + len(end):]
+else:
+    doc = doc.rstrip("\n") + "\n\n" + block + "\n"
 with open("docs/performance.md", "w") as f:
-    f.write("# Performance\n\n")
-    f.write("Measured by `bench/compare.sh -n %s -r %s` on %s (%s cores): scepd and micromdm/scep 2.1 "
-            "(`scepserver`, Debian package `scep`) side by side, RSA-2048 CA and client keys, enrollment "
-            "by POST, medians of %s alternating rounds of %s enrollments each.\n\n" % (n, rounds, cpu, cores, rounds, n))
-    f.write(table + "\n\n")
-    f.write("Crypto floor: `openssl speed rsa2048` gives %s signs/s per core; an enrollment costs three "
-            "RSA-2048 private-key operations (decrypt the request, sign the certificate, sign the reply), so "
-            "%s cores give %s enrollments/s. scepd's best median is %.0f/s, %.0f%% of it. Peak resident "
-            "memory of scepd during the run: %s kB.\n\n" % (signs, cores, floor, best, 100 * best / float(floor), rss))
-    f.write("Failures are requests that did not end in a verified SUCCESS (micromdm/scep fails requests "
-            "under concurrency: \"open depot/serial: file exists\"). Every scepd reply is checked: RA "
-            "signature, status, transactionID, recipientNonce; one in 50 is decrypted and its certificate's "
-            "key compared.\n")
+    f.write(doc)
+print("docs/performance.md: the section between the compare.sh markers is rewritten")
 PY
