@@ -12,8 +12,8 @@
  * attached with X509_set_pubkey/X509_REQ_set_pubkey, which re-encodes the
  * SubjectPublicKeyInfo; the object's DER is compared with what was parsed
  * and anything that differs (a non-canonical key encoding, any other key
- * type) is read again by the ordinary d2i, so the result is always what
- * d2i would have produced.
+ * type) is read again from the original bytes by the ordinary d2i, so the
+ * result is always what d2i would have produced.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -103,38 +103,43 @@ same_der(const unsigned char *a, int alen, const unsigned char *b, size_t blen)
     return alen > 0 && (size_t)alen == blen && memcmp(a, b, blen) == 0;
 }
 
-enum scep_err
-scep_der_cert_key(X509 **x)
+int
+scep_der_cert_key(X509 *x)
 {
-    enum scep_err rc = SCEP_E_DER;
+    int rc = 0;
     unsigned char *before = NULL, *after = NULL;
-    const unsigned char *p;
     EVP_PKEY *k = NULL;
-    X509 *y = NULL;
     int nb, na;
 
-    if (*x == NULL || (nb = i2d_X509(*x, &before)) <= 0)
+    if (x == NULL || (nb = i2d_X509(x, &before)) <= 0)
         goto out;
-    if ((k = rsa_key(X509_get_X509_PUBKEY(*x))) != NULL && X509_set_pubkey(*x, k) == 1 &&
-        (na = i2d_X509(*x, &after)) > 0 && same_der(after, na, before, (size_t)nb)) {
-        rc = SCEP_OK;
-        goto out;
-    }
-    /* Not plain RSA, or not encoded as OpenSSL would: read it the ordinary way. */
-    p = before;
-    if ((y = d2i_X509(NULL, &p, nb)) == NULL || p != before + nb || X509_get0_pubkey(y) == NULL)
-        goto out;
-    X509_free(*x);
-    *x = y;
-    y = NULL; /* transferred */
-    rc = SCEP_OK;
+    if ((k = rsa_key(X509_get_X509_PUBKEY(x))) != NULL && X509_set_pubkey(x, k) == 1 &&
+        (na = i2d_X509(x, &after)) > 0 && same_der(after, na, before, (size_t)nb))
+        rc = 1;
 out:
     ERR_clear_error();
-    X509_free(y);
     EVP_PKEY_free(k);
     OPENSSL_free(before);
     OPENSSL_free(after);
     return rc;
+}
+
+X509 *
+scep_der_cert(const unsigned char **pp, long len)
+{
+    const unsigned char *start = *pp, *p = *pp;
+    X509 *x = scep_der_keyless(ASN1_ITEM_rptr(X509), &p, len);
+
+    if (x != NULL && scep_der_cert_key(x)) {
+        *pp = p;
+        return x;
+    }
+    X509_free(x);
+    p = start;
+    x = d2i_X509(NULL, &p, len);
+    if (x != NULL)
+        *pp = p;
+    return x;
 }
 
 enum scep_err

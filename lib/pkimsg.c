@@ -149,32 +149,31 @@ allowed_digest(CMS_SignerInfo *si)
     }
 }
 
-enum scep_err
-scep_pkimsg_parse(const unsigned char *der, size_t len, struct scep_pkimsg **out)
+/*
+ * The outer SignedData and its signer certificate (with its key), read the
+ * fast way (der.h) or, with ordinary set, by OpenSSL's own d2i.  *retry is
+ * set when the fast way cannot give the signer its key: the caller then
+ * reads the message again the ordinary way.
+ */
+static enum scep_err
+read_signed(const unsigned char *der, size_t len, int ordinary, CMS_ContentInfo **cmsp,
+            X509 **signer, int *retry)
 {
     enum scep_err rc = SCEP_E_INTERNAL;
     const unsigned char *p = der;
-    CMS_ContentInfo *cms = NULL;
+    CMS_ContentInfo *cms;
     STACK_OF(CMS_SignerInfo) * sis;
     STACK_OF(X509) *certs = NULL;
     CMS_SignerInfo *si;
-    ASN1_OCTET_STRING **pos;
-    struct scep_pkimsg *m = NULL;
-    BIO *cont = NULL;
-    BUF_MEM *bm;
+    X509 *x = NULL;
     int i;
 
-    *out = NULL;
-    if (len == 0 || len > INT_MAX) {
-        rc = SCEP_E_DER;
-        goto out;
-    }
-    if ((m = calloc(1, sizeof(*m))) == NULL) {
-        rc = SCEP_E_NOMEM;
-        goto out;
-    }
-    /* Keys undecoded (der.h): only the signer's is needed, and it is read below. */
-    if ((cms = scep_der_keyless(ASN1_ITEM_rptr(CMS_ContentInfo), &p, (long)len)) == NULL) {
+    *cmsp = NULL;
+    *signer = NULL;
+    *retry = 0;
+    cms = ordinary ? d2i_CMS_ContentInfo(NULL, &p, (long)len)
+                   : scep_der_keyless(ASN1_ITEM_rptr(CMS_ContentInfo), &p, (long)len);
+    if (cms == NULL) {
         rc = SCEP_E_DER;
         goto out;
     }
@@ -203,20 +202,61 @@ scep_pkimsg_parse(const unsigned char *der, size_t len, struct scep_pkimsg **out
         if (CMS_SignerInfo_cert_cmp(si, c) == 0) {
             if (!X509_up_ref(c))
                 goto out;
-            m->signer = c;
+            x = c;
             break;
         }
     }
-    if (m->signer == NULL) {
+    if (x == NULL) {
         rc = SCEP_E_NO_SIGNER_CERT;
         goto out;
     }
-    /* Its key (m->signer may become another object with the same DER), for CMS_verify. */
-    if (scep_der_cert_key(&m->signer) != SCEP_OK) {
-        rc = SCEP_E_BAD_SIGNATURE;
+    if (!ordinary && !scep_der_cert_key(x)) {
+        *retry = 1;
         goto out;
     }
-    CMS_SignerInfo_set1_signer_cert(si, m->signer);
+    /* CMS_verify takes the signer's key from here (the certificate as read above). */
+    CMS_SignerInfo_set1_signer_cert(si, x);
+    *cmsp = cms;
+    cms = NULL; /* transferred */
+    *signer = x;
+    x = NULL; /* transferred */
+    rc = SCEP_OK;
+out:
+    sk_X509_pop_free(certs, X509_free);
+    X509_free(x);
+    CMS_ContentInfo_free(cms);
+    return rc;
+}
+
+enum scep_err
+scep_pkimsg_parse(const unsigned char *der, size_t len, struct scep_pkimsg **out)
+{
+    enum scep_err rc = SCEP_E_INTERNAL;
+    CMS_ContentInfo *cms = NULL;
+    STACK_OF(CMS_SignerInfo) * sis;
+    CMS_SignerInfo *si;
+    ASN1_OCTET_STRING **pos;
+    struct scep_pkimsg *m = NULL;
+    BIO *cont = NULL;
+    BUF_MEM *bm;
+    int retry;
+
+    *out = NULL;
+    if (len == 0 || len > INT_MAX) {
+        rc = SCEP_E_DER;
+        goto out;
+    }
+    if ((m = calloc(1, sizeof(*m))) == NULL) {
+        rc = SCEP_E_NOMEM;
+        goto out;
+    }
+    rc = read_signed(der, len, 0, &cms, &m->signer, &retry);
+    if (retry)
+        rc = read_signed(der, len, 1, &cms, &m->signer, &retry);
+    if (rc != SCEP_OK)
+        goto out;
+    sis = CMS_get0_SignerInfos(cms);
+    si = sk_CMS_SignerInfo_value(sis, 0);
     pos = CMS_get0_content(cms);
     if (pos == NULL || *pos == NULL || ASN1_STRING_length(*pos) <= 0) {
         rc = SCEP_E_NO_CONTENT;
@@ -252,7 +292,6 @@ scep_pkimsg_parse(const unsigned char *der, size_t len, struct scep_pkimsg **out
 out:
     ERR_clear_error();
     BIO_free(cont);
-    sk_X509_pop_free(certs, X509_free);
     CMS_ContentInfo_free(cms);
     scep_pkimsg_free(m);
     return rc;

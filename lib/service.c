@@ -30,6 +30,7 @@
 #include "scepd/challenge.h"
 #include "scepd/crl.h"
 #include "scepd/csr.h"
+#include "scepd/der.h"
 #include "scepd/issue.h"
 #include "scepd/log.h"
 #include "scepd/oids.h"
@@ -127,7 +128,7 @@ X509 *
 svc_der_to_cert(const unsigned char *der, size_t len)
 {
     const unsigned char *p = der;
-    X509 *x = d2i_X509(NULL, &p, (long)len);
+    X509 *x = len <= LONG_MAX ? scep_der_cert(&p, (long)len) : NULL;
 
     if (x != NULL && p != der + len) {
         X509_free(x);

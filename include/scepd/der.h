@@ -12,7 +12,7 @@
  * that need their key get it made directly from the SubjectPublicKeyInfo
  * (plain RSA) or, for every other key type, by OpenSSL's ordinary decoder.
  * Either way the object ends up as d2i would have made it: same DER, same
- * key (fuzz_csr and fuzz_pkimsg compare the two on every input).
+ * key (fuzz_der compares the two on every input, unit_csr on crafted ones).
  *
  * Trusts: nothing; the input is the client's.
  */
@@ -32,12 +32,17 @@
 void *scep_der_keyless(const ASN1_ITEM *it, const unsigned char **pp, long len);
 
 /*
- * Give a certificate parsed by scep_der_keyless its public key.  *x may be
- * replaced by a new object (the old one freed) when the key is not plain
- * RSA or its encoding is not the canonical one; the certificate's DER never
- * changes.  SCEP_E_DER if the key cannot be read at all.
+ * Give a certificate parsed by scep_der_keyless its public key, the fast
+ * way: 1 for plain RSA whose DER stays exactly the same.  Otherwise 0,
+ * and x may have been changed: discard it and read the
+ * original bytes with the ordinary d2i (the caller has them; OpenSSL does
+ * not keep every certificate's original encoding, and a re-encoding is not
+ * always readable again).
  */
-enum scep_err scep_der_cert_key(X509 **x) SCEP_WUR;
+int scep_der_cert_key(X509 *x) SCEP_WUR;
+
+/* d2i_X509 (same result, same *pp advance), with the key read the fast way when it can be. */
+X509 *scep_der_cert(const unsigned char **pp, long len);
 
 /*
  * Same for a request; der/len are the bytes it was parsed from (re-read by

@@ -1,19 +1,26 @@
 /*
  * test_csr.c - PKCS#10 checks: key policy, challengePassword encodings,
- * self-signature, proof of possession, names.
+ * self-signature, proof of possession, names; scep_csr_parse (der.h's
+ * keyless parse + key) against the rule it replaced, and the signer key
+ * scep_pkimsg_parse gives.
  */
 #include "testutil.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "scepd/csr.h"
+#include "scepd/der.h"
 #include "scepd/issue.h"
 #include "scepd/oids.h"
 #include "scepd/pki.h"
+#include "scepd/pkimsg.h"
 
 static X509_REQ *
 csr_for(EVP_PKEY *k, const char *dn, const char *chal)
@@ -250,6 +257,461 @@ test_csr_parse_refuses_non_der(void **state)
     free(der);
 }
 
+/*
+ * The rule scep_csr_parse replaced: d2i_X509_REQ consuming every byte and
+ * re-encoding to exactly them.  The key is whatever OpenSSL's ordinary
+ * decoder made of the SubjectPublicKeyInfo.
+ */
+static enum scep_err
+old_csr_parse(const unsigned char *der, size_t len, X509_REQ **out)
+{
+    const unsigned char *p = der;
+    unsigned char *re = NULL;
+    X509_REQ *r;
+    int n;
+
+    *out = NULL;
+    if (len == 0 || len > INT_MAX)
+        return SCEP_E_CSR_PARSE;
+    r = d2i_X509_REQ(NULL, &p, (long)len);
+    if (r == NULL || p != der + len) {
+        X509_REQ_free(r);
+        ERR_clear_error();
+        return SCEP_E_CSR_PARSE;
+    }
+    n = i2d_X509_REQ(r, &re);
+    if (n <= 0 || (size_t)n != len || memcmp(re, der, len) != 0) {
+        OPENSSL_free(re);
+        X509_REQ_free(r);
+        return SCEP_E_CSR_PARSE;
+    }
+    OPENSSL_free(re);
+    *out = r;
+    return SCEP_OK;
+}
+
+static unsigned char *
+req_der(X509_REQ *r, size_t *len)
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509_REQ(r, &der);
+
+    assert_true(n > 0);
+    *len = (size_t)n;
+    return der;
+}
+
+/*
+ * scep_csr_parse(der) against the old rule: the same code (*out NULL when
+ * refused), and when accepted the same DER, keys both absent or
+ * EVP_PKEY_eq, the same X509_REQ_verify outcome.  want_key (may be NULL)
+ * must then equal the key read.  Returns the common code; *verified says
+ * whether scep_csr_verify_self succeeded.
+ */
+static enum scep_err
+parse_both(const unsigned char *der, size_t len, EVP_PKEY *want_key, int *verified)
+{
+    X509_REQ *o = NULL, *n = (X509_REQ *)&o;
+    enum scep_err orc = old_csr_parse(der, len, &o);
+    enum scep_err nrc = scep_csr_parse(der, len, &n);
+    EVP_PKEY *ko, *kn;
+    unsigned char *dn;
+    size_t dlen;
+
+    *verified = 0;
+    assert_int_equal(nrc, orc);
+    if (orc != SCEP_OK) {
+        assert_null(n);
+        return nrc;
+    }
+    dn = req_der(n, &dlen);
+    assert_int_equal(dlen, len);
+    assert_memory_equal(dn, der, len);
+    OPENSSL_free(dn);
+    ko = X509_REQ_get0_pubkey(o);
+    kn = X509_REQ_get0_pubkey(n);
+    assert_int_equal(ko == NULL, kn == NULL);
+    if (kn != NULL) {
+        assert_int_equal(EVP_PKEY_eq(ko, kn), 1);
+        assert_int_equal(X509_REQ_verify(o, ko) == 1, X509_REQ_verify(n, kn) == 1);
+        *verified = scep_csr_verify_self(n) == SCEP_OK;
+        assert_int_equal(*verified, X509_REQ_verify(o, ko) == 1);
+    } else {
+        assert_int_equal(scep_csr_verify_self(n), SCEP_E_CSR_SIGNATURE);
+    }
+    if (want_key != NULL) {
+        assert_non_null(kn);
+        assert_int_equal(EVP_PKEY_eq(kn, want_key), 1);
+    }
+    ERR_clear_error();
+    X509_REQ_free(o);
+    X509_REQ_free(n);
+    return nrc;
+}
+
+/* (i) an ordinary RSA request: the fast key of der.c. */
+static void
+test_csr_parse_rsa_same_as_d2i(void **state)
+{
+    X509_REQ *r = csr_for(test_key(0), "CN=rsa", "chal");
+    size_t len;
+    unsigned char *der = req_der(r, &len);
+    int ok;
+
+    (void)state;
+    assert_int_equal(parse_both(der, len, test_key(0), &ok), SCEP_OK);
+    assert_true(ok);
+    OPENSSL_free(der);
+    X509_REQ_free(r);
+}
+
+/* (ii) EC P-256: OpenSSL's ordinary decoder (der.c's fallback). */
+static void
+test_csr_parse_ec_same_as_d2i(void **state)
+{
+    EVP_PKEY *k = NULL;
+    X509_REQ *r;
+    unsigned char *der;
+    size_t len;
+    int ok;
+
+    (void)state;
+    assert_int_equal(scep_pki_genkey("ec:p256", &k), SCEP_OK);
+    r = csr_for(k, "CN=ec", "chal");
+    der = req_der(r, &len);
+    assert_int_equal(parse_both(der, len, k, &ok), SCEP_OK);
+    assert_true(ok);
+    OPENSSL_free(der);
+    X509_REQ_free(r);
+    EVP_PKEY_free(k);
+}
+
+/*
+ * A request for test_key(0) whose SubjectPublicKeyInfo is rsaEncryption
+ * with parameters ptype (V_ASN1_NULL or V_ASN1_UNDEF: absent) over the
+ * key bits bits/nbits, properly signed over that encoding.  DER returned.
+ */
+static unsigned char *
+csr_with_spki(int ptype, const unsigned char *bits, size_t nbits, size_t *len)
+{
+    X509_REQ *r = csr_for(test_key(0), "CN=spki", NULL);
+    unsigned char *penc = OPENSSL_memdup(bits, nbits), *der;
+
+    assert_non_null(penc);
+    assert_true(X509_PUBKEY_set0_param(X509_REQ_get_X509_PUBKEY(r), OBJ_nid2obj(NID_rsaEncryption),
+                                       ptype, NULL, penc, (int)nbits));
+    assert_true(X509_REQ_sign(r, test_key(0), EVP_sha256()) > 0);
+    der = req_der(r, len);
+    X509_REQ_free(r);
+    return der;
+}
+
+/* The RSAPublicKey of test_key(0) as DER, in buf; its length. */
+static size_t
+rsa_public_key(unsigned char *buf, size_t buflen)
+{
+    X509_REQ *r = csr_for(test_key(0), "CN=k", NULL);
+    const unsigned char *k = NULL;
+    int klen = 0;
+
+    assert_true(X509_PUBKEY_get0_param(NULL, &k, &klen, NULL, X509_REQ_get_X509_PUBKEY(r)));
+    assert_true(klen > 4 && (size_t)klen <= buflen);
+    memcpy(buf, k, (size_t)klen);
+    X509_REQ_free(r);
+    return (size_t)klen;
+}
+
+/*
+ * (iii) the RSAPublicKey with a non-minimal (long-form) length: the fast
+ * key re-encodes differently, so der.c must give what d2i gives.
+ */
+static void
+test_csr_parse_rsa_long_form_length(void **state)
+{
+    unsigned char k[600], bits[610], *der;
+    size_t klen = rsa_public_key(k, sizeof(k)), len;
+    int ok;
+
+    (void)state;
+    /* 30 82 hi lo ... -> 30 83 00 hi lo ... */
+    assert_int_equal(k[0], 0x30);
+    assert_int_equal(k[1], 0x82);
+    bits[0] = 0x30;
+    bits[1] = 0x83;
+    bits[2] = 0x00;
+    memcpy(bits + 3, k + 2, klen - 2);
+    der = csr_with_spki(V_ASN1_NULL, bits, klen + 1, &len);
+    if (parse_both(der, len, NULL, &ok) == SCEP_OK) {
+        X509_REQ *r = NULL;
+        assert_true(ok);
+        assert_int_equal(scep_csr_parse(der, len, &r), SCEP_OK);
+        assert_int_equal(EVP_PKEY_eq(X509_REQ_get0_pubkey(r), test_key(0)), 1);
+        assert_int_equal(scep_csr_verify_self(r), SCEP_OK);
+        X509_REQ_free(r);
+    }
+    OPENSSL_free(der);
+    /* The same in the modulus: 02 82 01 01 -> 02 83 00 01 01. */
+    memcpy(bits, k, 4);
+    assert_int_equal(k[4], 0x02);
+    assert_int_equal(k[5], 0x82);
+    bits[3] = (unsigned char)(k[3] + 1); /* the sequence grows by one byte */
+    bits[4] = 0x02;
+    bits[5] = 0x83;
+    bits[6] = 0x00;
+    memcpy(bits + 7, k + 6, klen - 6);
+    der = csr_with_spki(V_ASN1_NULL, bits, klen + 1, &len);
+    if (parse_both(der, len, NULL, &ok) == SCEP_OK)
+        assert_true(ok);
+    OPENSSL_free(der);
+}
+
+/* (iv) bytes after the RSAPublicKey inside the BIT STRING. */
+static void
+test_csr_parse_rsa_trailing_in_key(void **state)
+{
+    unsigned char bits[610], *der;
+    size_t klen = rsa_public_key(bits, sizeof(bits) - 4), len;
+    int ok;
+
+    (void)state;
+    memcpy(bits + klen, "\xde\xad\xbe\xef", 4);
+    der = csr_with_spki(V_ASN1_NULL, bits, klen + 4, &len);
+    if (parse_both(der, len, NULL, &ok) == SCEP_OK) {
+        X509_REQ *r = NULL;
+        assert_int_equal(scep_csr_parse(der, len, &r), SCEP_OK);
+        /* Whatever key d2i reads (parse_both compared them): never another one. */
+        if (X509_REQ_get0_pubkey(r) != NULL)
+            assert_int_equal(EVP_PKEY_eq(X509_REQ_get0_pubkey(r), test_key(0)), 1);
+        X509_REQ_free(r);
+    }
+    OPENSSL_free(der);
+}
+
+/* (v) rsaEncryption with its parameters absent rather than NULL. */
+static void
+test_csr_parse_rsa_absent_params(void **state)
+{
+    unsigned char bits[600], *der;
+    size_t klen = rsa_public_key(bits, sizeof(bits)), len;
+    int ok;
+
+    (void)state;
+    der = csr_with_spki(V_ASN1_UNDEF, bits, klen, &len);
+    if (parse_both(der, len, NULL, &ok) == SCEP_OK) {
+        X509_REQ *r = NULL;
+        assert_int_equal(scep_csr_parse(der, len, &r), SCEP_OK);
+        if (X509_REQ_get0_pubkey(r) != NULL) {
+            assert_int_equal(EVP_PKEY_eq(X509_REQ_get0_pubkey(r), test_key(0)), 1);
+            assert_true(ok);
+        }
+        X509_REQ_free(r);
+    }
+    OPENSSL_free(der);
+}
+
+/* RSA keys d2i_PublicKey reads but that are not DER, or not RSAPublicKeys at all. */
+static void
+test_csr_parse_rsa_odd_keys(void **state)
+{
+    unsigned char k[600], bits[610], *der;
+    size_t klen = rsa_public_key(k, sizeof(k)), len;
+    int ok;
+
+    (void)state;
+    /* The modulus without its 00 sign byte (a negative INTEGER in DER). */
+    assert_int_equal(k[6], 0x01);
+    assert_int_equal(k[7], 0x01);
+    assert_int_equal(k[8], 0x00);
+    memcpy(bits, k, 6);
+    bits[3] = (unsigned char)(k[3] - 1);
+    bits[6] = 0x01; /* 02 82 01 01 00 n -> 02 82 01 00 n */
+    bits[7] = 0x00;
+    memcpy(bits + 8, k + 9, klen - 9);
+    der = csr_with_spki(V_ASN1_NULL, bits, klen - 1, &len);
+    (void)parse_both(der, len, NULL, &ok);
+    OPENSSL_free(der);
+    /* A SEQUENCE of one INTEGER: no RSA key at all. */
+    der = csr_with_spki(V_ASN1_NULL, (const unsigned char *)"\x30\x03\x02\x01\x01", 5, &len);
+    (void)parse_both(der, len, NULL, &ok);
+    assert_false(ok);
+    OPENSSL_free(der);
+    /* Not even DER inside. */
+    der = csr_with_spki(V_ASN1_NULL, (const unsigned char *)"\xff\xff\xff", 3, &len);
+    (void)parse_both(der, len, NULL, &ok);
+    assert_false(ok);
+    OPENSSL_free(der);
+}
+
+/* Outside the request information OpenSSL re-encodes: the old rule refuses, so must the new. */
+static void
+test_csr_parse_refuses_outer_long_form(void **state)
+{
+    X509_REQ *r = csr_for(test_key(0), "CN=outer", NULL), *back = (X509_REQ *)&r;
+    size_t len;
+    unsigned char *der = req_der(r, &len), *bad = malloc(len + 1);
+    int ok;
+
+    (void)state;
+    assert_non_null(bad);
+    /* 30 82 hi lo -> 30 83 00 hi lo */
+    assert_int_equal(der[1], 0x82);
+    bad[0] = 0x30;
+    bad[1] = 0x83;
+    bad[2] = 0x00;
+    memcpy(bad + 3, der + 2, len - 2);
+    assert_int_equal(parse_both(bad, len + 1, NULL, &ok), SCEP_E_CSR_PARSE);
+    assert_int_equal(scep_csr_parse(bad, len + 1, &back), SCEP_E_CSR_PARSE);
+    assert_null(back);
+    free(bad);
+    OPENSSL_free(der);
+    X509_REQ_free(r);
+}
+
+/* (vi) a changed signature still fails, on the fast (RSA) and the ordinary (EC) key. */
+static void
+test_csr_parse_tampered_signature(void **state)
+{
+    EVP_PKEY *ec = NULL, *keys[2];
+    int i, ok;
+
+    (void)state;
+    assert_int_equal(scep_pki_genkey("ec:p256", &ec), SCEP_OK);
+    keys[0] = test_key(0);
+    keys[1] = ec;
+    for (i = 0; i < 2; i++) {
+        X509_REQ *r = csr_for(keys[i], "CN=tampered", "chal"), *back = NULL;
+        size_t len;
+        unsigned char *der = req_der(r, &len);
+
+        assert_int_equal(parse_both(der, len, keys[i], &ok), SCEP_OK);
+        assert_true(ok);
+        der[len - 1] ^= 0x01; /* the signature's last byte */
+        assert_int_equal(parse_both(der, len, keys[i], &ok), SCEP_OK);
+        assert_false(ok);
+        assert_int_equal(scep_csr_parse(der, len, &back), SCEP_OK);
+        assert_int_equal(scep_csr_verify_self(back), SCEP_E_CSR_SIGNATURE);
+        X509_REQ_free(back);
+        OPENSSL_free(der);
+        X509_REQ_free(r);
+    }
+    EVP_PKEY_free(ec);
+}
+
+/* scep_pkimsg_parse gives a signer certificate with its key (RSA: der.c's fast key; EC). */
+static void
+test_pkimsg_signer_key(void **state)
+{
+    EVP_PKEY *ec = NULL, *keys[2];
+    X509_NAME *name = NULL;
+    X509 *ra = NULL;
+    X509_REQ *csr = csr_for(test_key(0), "CN=pkimsg", TEST_CHALLENGE);
+    size_t csrlen;
+    unsigned char *csrder = req_der(csr, &csrlen);
+    int i;
+
+    (void)state;
+    assert_int_equal(scep_pki_genkey("ec:p256", &ec), SCEP_OK);
+    assert_int_equal(scep_pki_parse_dn("CN=test RA", &name), SCEP_OK);
+    assert_int_equal(scep_client_selfsigned(test_key(2), name, &ra), SCEP_OK);
+    keys[0] = test_key(1);
+    keys[1] = ec;
+    for (i = 0; i < 2; i++) {
+        struct scep_client_req req;
+        struct scep_pkimsg *m = NULL;
+        X509 *signer = NULL;
+        unsigned char *der = NULL;
+        size_t len = 0;
+        EVP_PKEY *k;
+
+        assert_int_equal(scep_client_selfsigned(keys[i], X509_REQ_get_subject_name(csr), &signer),
+                         SCEP_OK);
+        memset(&req, 0, sizeof(req));
+        req.msgtype = SCEP_MSG_PKCSREQ;
+        req.txid = "test-pkimsg-signer-key";
+        req.signer_cert = signer;
+        req.signer_key = keys[i];
+        req.inner = csrder;
+        req.inner_len = csrlen;
+        req.recipient = ra;
+        assert_int_equal(scep_client_build(&req, &der, &len), SCEP_OK);
+        assert_int_equal(scep_pkimsg_parse(der, len, &m), SCEP_OK);
+        assert_non_null(m);
+        assert_non_null(m->signer);
+        assert_int_equal(X509_cmp(m->signer, signer), 0);
+        k = X509_get0_pubkey(m->signer);
+        assert_non_null(k);
+        assert_int_equal(EVP_PKEY_eq(k, keys[i]), 1);
+        assert_int_equal(X509_verify(m->signer, k), 1);
+        scep_pkimsg_free(m);
+        free(der);
+        X509_free(signer);
+    }
+    X509_free(ra);
+    X509_NAME_free(name);
+    EVP_PKEY_free(ec);
+    OPENSSL_free(csrder);
+    X509_REQ_free(csr);
+}
+
+/*
+ * A signer certificate (EC key, so not der.c's fast RSA path) whose outer
+ * signatureAlgorithm parameters are 20 00: d2i_X509 reads it, but its
+ * re-encoding (00 00) does not read again.  scep_pkimsg_parse must accept
+ * it as the ordinary d2i does (it re-reads the original message), and
+ * scep_der_cert must read the certificate as d2i_X509 does
+ * (tests/fuzz/crashes/der-cert-ec-outer-sigalg-params-2000.der).
+ */
+static void
+test_pkimsg_signer_nonder_sigalg(void **state)
+{
+    const char *d = getenv("SCEPD_TEST_DATA");
+    char path[512];
+    size_t len = 0;
+    unsigned char *der;
+    const unsigned char *p1, *p2;
+    const unsigned char *cd;
+    struct scep_pkimsg *m = NULL;
+    unsigned char *cert = NULL;
+    int clen;
+    X509 *fast, *plain;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/pkcsreq-signer-sigalg-params-2000.der", d ? d : "tests/data");
+    der = test_read_file(path, &len);
+    assert_non_null(der);
+    assert_int_equal(scep_pkimsg_parse(der, len, &m), SCEP_OK);
+    assert_non_null(m->signer);
+    assert_non_null(X509_get0_pubkey(m->signer));
+    assert_int_equal(EVP_PKEY_get_base_id(X509_get0_pubkey(m->signer)), EVP_PKEY_EC);
+    /* The certificate alone: scep_der_cert as d2i_X509. */
+    clen = i2d_X509(m->signer, &cert);
+    assert_true(clen > 0);
+    cd = cert;
+    {
+        /* Its original bytes: the re-encoding has 00 00, so look for the cert in the message. */
+        X509 *back = d2i_X509(NULL, &cd, clen);
+        assert_null(back); /* OpenSSL cannot read its own re-encoding of it */
+    }
+    scep_pkimsg_free(m);
+    free(der);
+    OPENSSL_free(cert);
+    snprintf(path, sizeof(path), "%s/../fuzz/crashes/der-cert-ec-outer-sigalg-params-2000.der",
+             d ? d : "tests/data");
+    der = test_read_file(path, &len);
+    assert_non_null(der);
+    p1 = der;
+    p2 = der;
+    fast = scep_der_cert(&p1, (long)len);
+    plain = d2i_X509(NULL, &p2, (long)len);
+    assert_non_null(plain);
+    assert_non_null(fast);
+    assert_ptr_equal(p1, p2);
+    assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(fast), X509_get0_pubkey(plain)), 1);
+    X509_free(fast);
+    X509_free(plain);
+    free(der);
+}
+
 int
 main(void)
 {
@@ -261,6 +723,16 @@ main(void)
         cmocka_unit_test(test_csr_verify_and_pop),
         cmocka_unit_test(test_csr_parse_rejects_trailing),
         cmocka_unit_test(test_csr_names_policy),
+        cmocka_unit_test(test_csr_parse_rsa_same_as_d2i),
+        cmocka_unit_test(test_csr_parse_ec_same_as_d2i),
+        cmocka_unit_test(test_csr_parse_rsa_long_form_length),
+        cmocka_unit_test(test_csr_parse_rsa_trailing_in_key),
+        cmocka_unit_test(test_csr_parse_rsa_absent_params),
+        cmocka_unit_test(test_csr_parse_rsa_odd_keys),
+        cmocka_unit_test(test_csr_parse_refuses_outer_long_form),
+        cmocka_unit_test(test_csr_parse_tampered_signature),
+        cmocka_unit_test(test_pkimsg_signer_key),
+        cmocka_unit_test(test_pkimsg_signer_nonder_sigalg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
