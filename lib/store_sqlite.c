@@ -206,9 +206,13 @@ conn_open(const char *path, int flags, sqlite3 **out)
         return SCEP_E_STORE;
     }
     sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-    if ((e = exec(db,
-                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")) !=
-        SCEP_OK) {
+    /*
+     * temp_store=MEMORY: each issuance in a group commit has its own
+     * SAVEPOINT, whose statement journal was otherwise a temporary file:
+     * about 6 page writes per enrollment to a file nobody reads (strace).
+     */
+    if ((e = exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                      " PRAGMA temp_store=MEMORY;")) != SCEP_OK) {
         sqlite3_close(db);
         return e;
     }
