@@ -1,10 +1,12 @@
 /*
  * test_store.c - the SQLite store: transaction uniqueness, serial
- * uniqueness, durability settings.
+ * uniqueness, durability settings, retention, a bounded WAL.
  */
 #include "testutil.h"
 
+#include <pthread.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sqlite3.h>
@@ -157,6 +159,70 @@ test_store_prune(void **state)
     assert_int_equal(challenges, 1);
 }
 
+struct wal_worker {
+    struct fixture *f;
+    int id, n, failed;
+};
+
+static void *
+wal_worker_main(void *arg)
+{
+    struct wal_worker *w = arg;
+    struct scep_store *s = scep_service_store(w->f->svc);
+    static unsigned char blob[2500]; /* about an issuance's certificate and event */
+    int i;
+
+    for (i = 0; i < w->n; i++) {
+        struct scep_request_row req;
+        struct scep_cert_row cert;
+        char txid[32], serial[32];
+        snprintf(txid, sizeof(txid), "wal-%d-%d", w->id, i);
+        snprintf(serial, sizeof(serial), "%02x%06x", w->id + 1, i);
+        rows(w->f, txid, serial, &req, &cert);
+        cert.der = blob;
+        cert.der_len = sizeof(blob);
+        if (scep_store_commit_issuance(s, &req, blob, sizeof(blob), &cert) != SCEP_OK)
+            w->failed++;
+    }
+    return NULL;
+}
+
+/*
+ * Checkpoints run beside the group commit (store_sqlite.c, ckpt_main) and
+ * must still keep the WAL bounded while commits never stop: ~90 MB go
+ * through it here, from 4 threads at once.  Without the writer finishing
+ * each of the checkpointer's passes, the WAL grows with every commit.
+ */
+static void
+test_store_wal_bounded(void **state)
+{
+    struct fixture *f = *state;
+    struct wal_worker w[4];
+    pthread_t th[4];
+    char path[512];
+    struct stat st;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        w[i].f = f;
+        w[i].id = i;
+        w[i].n = 1500;
+        w[i].failed = 0;
+        assert_int_equal(pthread_create(&th[i], NULL, wal_worker_main, &w[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failed, 0);
+    }
+    assert_int_equal(test_cert_count(f), 6000);
+    snprintf(path, sizeof(path), "%s/%s-wal", f->dir, SCEP_DB_FILE);
+    assert_int_equal(stat(path, &st), 0);
+    print_message("WAL after 6000 issuances from 4 threads: %lld KiB\n",
+                  (long long)st.st_size / 1024);
+    /* 7-8 MiB here (2000 pages: twice the checkpoint threshold); unbounded, it reached 90 MB. */
+    assert_true(st.st_size < 16LL * 1024 * 1024);
+}
+
 int
 main(void)
 {
@@ -166,6 +232,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_store_durability_pragmas, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_store_prune, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_store_wal_bounded, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
