@@ -66,7 +66,7 @@ usage(FILE *f)
         "serve options:\n"
         "  --listen ADDR:PORT   address to serve SCEP on (default " DEFAULT_LISTEN
         "; port 0 picks one)\n"
-        "  --threads N          worker threads (default: four per core)\n"
+        "  --threads N          PKIOperation workers (default: four per core)\n"
         "  --max-connections N  open connections in all (default 1024)\n"
         "  --timeout S          close connections idle for S seconds (default 30)\n"
         "  --request-timeout S  close a connection whose request has not arrived whole\n"
