@@ -37,7 +37,7 @@ struct scep_store {
     int nfree;
     /* the group-commit writer (started on the first issuance) */
     pthread_mutex_t wmu;
-    pthread_cond_t wcond, wdone;
+    pthread_cond_t wcond;
     struct scep_commit *queue, *queue_tail;
     pthread_t writer;
     int writer_running, stopping;
@@ -325,7 +325,6 @@ scep_store_open(const char *path, int create, struct scep_store **out)
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->wmu, NULL);
     pthread_cond_init(&s->wcond, NULL);
-    pthread_cond_init(&s->wdone, NULL);
     pthread_cond_init(&s->ccond, NULL);
     rc = conn_open(
         path, create ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READWRITE, &db);
@@ -384,7 +383,6 @@ scep_store_close(struct scep_store *s)
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->wmu);
     pthread_cond_destroy(&s->wcond);
-    pthread_cond_destroy(&s->wdone);
     pthread_cond_destroy(&s->ccond);
     free(s->path);
     free(s);
@@ -1306,13 +1304,16 @@ writer_main(void *arg)
         pthread_mutex_lock(&s->wmu);
         for (j = batch; j != NULL;) {
             struct scep_commit *next = j->next;
-            if (j->detached)
+            if (j->detached) {
                 free(j); /* nobody waits for a refusal's records */
-            else
+            } else {
+                /* Each waiter alone: a broadcast woke every worker for each batch. */
                 j->done = 1;
+                if (j->waiter != NULL)
+                    pthread_cond_signal(j->waiter);
+            }
             j = next;
         }
-        pthread_cond_broadcast(&s->wdone);
         writer_checkpoint(s);
     }
     pthread_mutex_unlock(&s->wmu);
@@ -1393,10 +1394,16 @@ scep_store_commit_begin(struct scep_store *s, struct scep_commit *job,
 enum scep_err
 scep_store_commit_wait(struct scep_store *s, struct scep_commit *job)
 {
+    pthread_cond_t cv;
+
+    pthread_cond_init(&cv, NULL);
     pthread_mutex_lock(&s->wmu);
+    job->waiter = &cv;
     while (!job->done)
-        pthread_cond_wait(&s->wdone, &s->wmu);
+        pthread_cond_wait(&cv, &s->wmu);
+    job->waiter = NULL;
     pthread_mutex_unlock(&s->wmu);
+    pthread_cond_destroy(&cv);
     return job->rc;
 }
 

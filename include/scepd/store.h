@@ -11,6 +11,7 @@
 #ifndef SCEPD_STORE_H
 #define SCEPD_STORE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -205,8 +206,9 @@ struct scep_commit {
     const struct scep_cert_row *cert;
     enum scep_err rc;
     int done;
-    int detached;        /* nobody waits: the writer frees it (refusal records) */
-    int64_t endpoint_id; /* of a refusal (req == NULL) */
+    pthread_cond_t *waiter; /* scep_store_commit_wait's, signalled alone when done */
+    int detached;           /* nobody waits: the writer frees it (refusal records) */
+    int64_t endpoint_id;    /* of a refusal (req == NULL) */
     struct scep_commit *next;
 };
 enum scep_err scep_store_commit_begin(struct scep_store *s, struct scep_commit *job,
