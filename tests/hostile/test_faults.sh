@@ -90,15 +90,16 @@ for ((k = 1; k <= 5; k++)); do
     wait "$bpid" 2>/dev/null || true
     cat "$WORK/t.$k" >>"$WORK/term-received"
 done
-read -r tlost tic <<<"$(python3 - "$T/scepd.db" "$WORK/term-received" <<'PY'
+read -r tlost tic tissued <<<"$(python3 - "$T/scepd.db" "$WORK/term-received" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 have = {r[0] for r in db.execute("SELECT serial FROM certificate")}
 got = [l.strip() for l in open(sys.argv[2]) if l.strip()]
-print(len([s for s in got if s not in have]), db.execute("PRAGMA integrity_check").fetchone()[0])
+print(len([s for s in got if s not in have]), db.execute("PRAGMA integrity_check").fetchone()[0],
+      len(have))
 PY
 )"
-log "SIGTERM: runs=5 received=$(wc -l <"$WORK/term-received") lost=$tlost integrity=$tic${term_bad:+ problems:$term_bad}"
+log "SIGTERM: runs=5 issued=$tissued received=$(wc -l <"$WORK/term-received") lost=$tlost integrity=$tic${term_bad:+ problems:$term_bad}"
 if [[ -z $term_bad ]]; then pass term-stops-cleanly; else fail term-stops-cleanly "$term_bad"; fi
 if [[ $tlost == 0 && $tic == ok ]]; then pass term-nothing-lost; else
     fail term-nothing-lost "$tlost received certificates missing from the database, integrity=$tic"; fi
