@@ -197,6 +197,17 @@ read_signed(const unsigned char *der, size_t len, int ordinary, CMS_ContentInfo 
         goto out;
     }
     certs = CMS_get1_certs(cms);
+    /*
+     * Keys first: matching a signer named by subjectKeyIdentifier caches
+     * the certificate's extension flags, and "self-signed" is decided with
+     * its key (set after, the flag would stay as without one).
+     */
+    for (i = 0; !ordinary && certs != NULL && i < sk_X509_num(certs); i++) {
+        if (!scep_der_cert_key(sk_X509_value(certs, i))) {
+            *retry = 1;
+            goto out;
+        }
+    }
     for (i = 0; certs != NULL && i < sk_X509_num(certs); i++) {
         X509 *c = sk_X509_value(certs, i);
         if (CMS_SignerInfo_cert_cmp(si, c) == 0) {
@@ -208,10 +219,6 @@ read_signed(const unsigned char *der, size_t len, int ordinary, CMS_ContentInfo 
     }
     if (x == NULL) {
         rc = SCEP_E_NO_SIGNER_CERT;
-        goto out;
-    }
-    if (!ordinary && !scep_der_cert_key(x)) {
-        *retry = 1;
         goto out;
     }
     /* CMS_verify takes the signer's key from here (the certificate as read above). */

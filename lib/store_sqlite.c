@@ -1273,7 +1273,8 @@ writer_checkpoint(struct scep_store *s)
     if (r != SQLITE_OK && r != SQLITE_BUSY)
         log_sqlite(s->wdb, "checkpoint", r);
     pthread_mutex_lock(&s->wmu);
-    s->wal_pages = 0; /* known again after the next commit */
+    s->wal_pages = 0;   /* known again after the next commit */
+    s->ckpt_wanted = 0; /* what the hook asked for meanwhile is done */
     pthread_cond_signal(&s->ccond);
 }
 
