@@ -72,15 +72,16 @@ for c in $LEVELS; do
             t0=$(ticks "$pid")
             line=$(run $s $p "$c")
             t1=$(ticks "$pid")
-            # the server's own CPU per request in this round (ms)
-            srv_cpu=$(python3 -c "print('%.3f' % (($t1 - $t0) * 1000.0 / $HZ / $N))")
+            # the server's own CPU per successful enrollment in this round (ms)
+            fails=$(sed -n 's/.*failures=\([0-9]*\).*/\1/p' <<<"$line")
+            srv_cpu=$(python3 -c "ok = $N - ${fails:-$N}; print('%.3f' % (($t1 - $t0) * 1000.0 / $HZ / ok) if ok > 0 else 'nan')")
             echo "$s c=$c round=$r $line server_cpu=${srv_cpu}ms"
             echo "$s $c $line server_cpu=${srv_cpu}ms" >>"$W/results"
         done
     done
 done
 RSS=$(awk '/VmHWM/ {print $2}' /proc/"${PIDS[0]}"/status)
-CMD="bench/compare.sh -n $N -r $ROUNDS -l \"$LEVELS\""
+CMD="bench/compare.sh -n $N -r $ROUNDS -l \"$LEVELS\"$([ "$BUILD" = build ] || echo " -b $BUILD")"
 
 python3 - "$W/results" "$FLOOR" "$CPU" "$CORES" "$SIGNS" "$N" "$ROUNDS" "$RSS" "$CMD" <<'PY'
 import datetime, re, statistics, sys
@@ -110,6 +111,8 @@ for c in sorted({c for _, c in rows}):
         med("scepd", c, "client_cpu")))
 best = max(med("scepd", c, "rate") for _, c in rows)
 cpu_ms = min(med("scepd", c, "server_cpu") for _, c in rows)
+if not cpu_ms > 0:
+    sys.exit("compare.sh: no CPU time measured for scepd (rounds too short for the clock tick?); use a larger -n")
 table = "\n".join(out)
 print(table)
 print("scepd best median %.0f/s = %.0f%% of the crypto floor %s/s; the RSA operations are %.0f%% of "
@@ -134,7 +137,7 @@ section.append("Failures are requests that did not end in a verified SUCCESS (mi
                "successful enrollments only. Every scepd reply is checked: RA signature, status, "
                "transactionID, recipientNonce; one in 50 is decrypted and its certificate's key "
                "compared. CPU columns: each server's CPU time over a round divided by its "
-               "enrollments, and scep-bench's own CPU per request while sending and checking.\n")
+               "successful enrollments, and scep-bench's own CPU per request while sending and checking.\n")
 begin, end = "<!-- compare.sh: begin -->", "<!-- compare.sh: end -->"
 block = begin + "\n" + "\n".join(section) + end
 try:
