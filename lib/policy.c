@@ -1046,3 +1046,18 @@ out:
     json_decref(o);
     return rc;
 }
+
+void
+scep_policy_issue_opts(X509_REQ *req, const struct scep_policy_out *out, struct scep_issue_opts *io)
+{
+    memset(io, 0, sizeof(*io));
+    io->validity_days = out->validity_days;
+    io->eku = out->eku;
+    io->key_usage = out->key_usage[0] ? out->key_usage : NULL;
+    io->subject = out->subject;
+    io->use_sans = 1;
+    io->sans = out->sans;
+    io->sid = out->sid[0] ? out->sid : NULL;
+    if (scep_csr_requested_validity(req, &io->validity_seconds) != SCEP_OK)
+        io->validity_seconds = 0;
+}

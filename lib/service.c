@@ -1025,23 +1025,13 @@ issue_for(const struct scep_service *svc, const struct scep_endpoint *ep, X509_R
     if ((rc = scep_policy_apply(req, prof, az, ep->organization, ep->department, ep->validity_days,
                                 &po)) != SCEP_OK)
         return rc;
-    memset(&io, 0, sizeof(io));
+    scep_policy_issue_opts(req, &po, &io);
     io.ca_cert = ep->ca_cert;
     io.ca_key = ep->ca_key;
-    io.validity_days = po.validity_days;
     io.cdp_url = prof != NULL && prof->cdp_url[0] ? prof->cdp_url
                  : ep->cdp_url[0]                 ? ep->cdp_url
                                                   : NULL;
     io.aia_url = prof != NULL && prof->aia_url[0] ? prof->aia_url : NULL;
-    io.eku = po.eku;
-    io.key_usage = po.key_usage[0] ? po.key_usage : NULL;
-    io.subject = po.subject;
-    io.use_sans = 1;
-    io.sans = po.sans;
-    io.sid = po.sid[0] ? po.sid : NULL;
-    /* Windows' ValidPeriod/ValidPeriodUnits, within what policy allows */
-    if (scep_csr_requested_validity(req, &io.validity_seconds) != SCEP_OK)
-        io.validity_seconds = 0;
     rc = scep_issue_cert(req, &io, cert, serial);
     scep_policy_out_clear(&po);
     if (rc != SCEP_OK)

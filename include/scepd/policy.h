@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "scepd/err.h"
+#include "scepd/issue.h"
 #include "scepd/store.h"
 
 #define SCEP_AUTHZ_MAX_SANS 8
@@ -56,6 +57,15 @@ struct scep_policy_out {
     char sid[96]; /* "" or the SID to add (SAN URI and extension) */
 };
 void scep_policy_out_clear(struct scep_policy_out *o);
+
+/*
+ * What policy decided, as issuance options: subject, SANs, EKU, key usage,
+ * validity and SID from out, and the validity the request asks for
+ * (Windows' ValidPeriod, within out's).  Zeroes io first; the caller adds
+ * the CA and the CRL/AIA URLs.  io borrows from out.
+ */
+void scep_policy_issue_opts(X509_REQ *req, const struct scep_policy_out *out,
+                            struct scep_issue_opts *io);
 
 /*
  * Apply profile (NULL: the built-in default) and authorization az to req.

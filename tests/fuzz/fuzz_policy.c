@@ -518,18 +518,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(strcmp(po.sid, az->sid) == 0, "the SID is the authorization's");
 
     /* As the service's issue_for() calls it. */
-    memset(&io, 0, sizeof(io));
+    scep_policy_issue_opts(req, &po, &io);
     io.ca_cert = ca_cert;
     io.ca_key = ca_key;
-    io.validity_days = po.validity_days;
-    io.eku = po.eku;
-    io.key_usage = po.key_usage[0] ? po.key_usage : NULL;
-    io.subject = po.subject;
-    io.use_sans = 1;
-    io.sans = po.sans;
-    io.sid = po.sid[0] ? po.sid : NULL;
-    if (scep_csr_requested_validity(req, &io.validity_seconds) != SCEP_OK)
-        io.validity_seconds = 0;
     if (scep_issue_cert(req, &io, &cert, serial) == SCEP_OK)
         check_cert(cert, &po, az);
     X509_free(cert);
