@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/cms.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -712,6 +713,72 @@ test_pkimsg_signer_nonder_sigalg(void **state)
     free(der);
 }
 
+/*
+ * A signer named by subjectKeyIdentifier (CMS_USE_KEYID): matching it
+ * caches the certificate's extension flags, and "self-signed" is decided
+ * with its key; scep_pkimsg_parse must have attached the key first, so the
+ * signer is self-signed exactly as d2i_X509 reads it (review of der.c).
+ */
+static void
+test_pkimsg_signer_by_keyid(void **state)
+{
+    const struct scep_nids *n = scep_nids();
+    X509_NAME *name = NULL;
+    X509 *signer = NULL, *plain;
+    CMS_ContentInfo *cms;
+    CMS_SignerInfo *si;
+    BIO *content, *out;
+    BUF_MEM *bm;
+    struct scep_pkimsg *m = NULL;
+    unsigned char nonce[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    int len;
+    unsigned int flags = CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
+
+    (void)state;
+    assert_int_equal(scep_pki_parse_dn("CN=keyid signer", &name), SCEP_OK);
+    /* A self-signed certificate with a subjectKeyIdentifier (RSA: der.c's fast key). */
+    assert_int_equal(scep_pki_make_root(test_key(1), name, 30, &signer), SCEP_OK);
+    assert_non_null(X509_get0_subject_key_id(signer));
+    cms = CMS_sign(NULL, NULL, NULL, NULL, flags);
+    assert_non_null(cms);
+    si = CMS_add1_signer(cms, signer, test_key(1), EVP_sha256(), CMS_USE_KEYID | CMS_NOSMIMECAP);
+    assert_non_null(si);
+    assert_int_equal(
+        CMS_signed_add1_attr_by_NID(si, n->transaction_id, V_ASN1_PRINTABLESTRING, "keyid-1", 7),
+        1);
+    assert_int_equal(
+        CMS_signed_add1_attr_by_NID(si, n->message_type, V_ASN1_PRINTABLESTRING, "19", 2), 1);
+    assert_int_equal(CMS_signed_add1_attr_by_NID(si, n->sender_nonce, V_ASN1_OCTET_STRING, nonce,
+                                                 (int)sizeof(nonce)),
+                     1);
+    content = BIO_new_mem_buf("not an envelope", 15);
+    assert_int_equal(CMS_final(cms, content, NULL, flags), 1);
+    out = BIO_new(BIO_s_mem());
+    assert_int_equal(i2d_CMS_bio(out, cms), 1);
+    BIO_get_mem_ptr(out, &bm);
+    assert_int_equal(scep_pkimsg_parse((const unsigned char *)bm->data, bm->length, &m), SCEP_OK);
+    assert_non_null(X509_get0_pubkey(m->signer));
+    /* As d2i_X509 reads the same certificate: self-signed, same flags. */
+    len = i2d_X509(signer, &der);
+    p = der;
+    plain = d2i_X509(NULL, &p, len);
+    assert_non_null(plain);
+    assert_int_equal(X509_self_signed(plain, 0), 1);
+    assert_int_equal(X509_self_signed(m->signer, 0), 1);
+    assert_int_equal(X509_get_extension_flags(m->signer) & EXFLAG_SS,
+                     X509_get_extension_flags(plain) & EXFLAG_SS);
+    X509_free(plain);
+    OPENSSL_free(der);
+    scep_pkimsg_free(m);
+    BIO_free(out);
+    BIO_free(content);
+    CMS_ContentInfo_free(cms);
+    X509_free(signer);
+    X509_NAME_free(name);
+}
+
 int
 main(void)
 {
@@ -733,6 +800,7 @@ main(void)
         cmocka_unit_test(test_csr_parse_tampered_signature),
         cmocka_unit_test(test_pkimsg_signer_key),
         cmocka_unit_test(test_pkimsg_signer_nonder_sigalg),
+        cmocka_unit_test(test_pkimsg_signer_by_keyid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
