@@ -16,6 +16,7 @@ struct scep_admin;
 struct scep_http_opts {
     const char *listen;  /* "ADDR:PORT", "[v6]:PORT" */
     unsigned threads;    /* PKIOperation workers; 0: four per core */
+    int cpu_slots;       /* PKIOperations doing CPU work at once; 0: one per core, -1: no limit */
     unsigned conn_limit; /* open connections in all */
     unsigned per_ip_limit;
     unsigned timeout_s;         /* idle connection timeout */

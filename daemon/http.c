@@ -34,6 +34,7 @@
 
 #include "daemon.h"
 #include "scepd/buf.h"
+#include "scepd/gate.h"
 #include "scepd/log.h"
 #include "scepd/pkimsg.h"
 #include "scepd/query.h"
@@ -83,6 +84,7 @@ struct scep_http {
     int workers_stop;
     pthread_t *workers;
     unsigned nworkers;
+    struct scep_gate *gate; /* CPU slots of the workers, or NULL (no limit) */
 };
 
 struct req {
@@ -377,7 +379,10 @@ worker_main(void *arg)
             h->qtail = NULL;
         r->next = NULL;
         pthread_mutex_unlock(&h->qmu);
+        /* the service leaves the slot itself while it waits for its commit */
+        scep_gate_enter(h->gate);
         scep_service_pkioperation(h->svc, r->ep, r->msg, r->msglen, &r->res);
+        scep_gate_leave(h->gate);
         /* From the resume on, the connection's thread owns r again (and may free it). */
         c = r->c;
         MHD_resume_connection(c);
@@ -700,9 +705,11 @@ scep_http_start(struct scep_service *svc, const struct scep_http_opts *o, struct
     unsigned cores = ncores > 0 ? (unsigned)ncores : 1, i;
     /*
      * A worker blocks while its issuance waits for the group commit (one
-     * fsync per batch), so there are more workers than cores: 4 per core.
+     * fsync per batch), so there are more workers than cores: 4 per core;
+     * the gate lets one per core do CPU work at a time, in arrival order.
      */
     unsigned workers = o->threads ? o->threads : 4 * cores;
+    unsigned slots = o->cpu_slots > 0 ? (unsigned)o->cpu_slots : cores;
 
     *out = NULL;
     if (parse_listen(o->listen, &ss, &sl) != 0) {
@@ -721,6 +728,12 @@ scep_http_start(struct scep_service *svc, const struct scep_http_opts *o, struct
         return SCEP_E_NOMEM;
     }
     h->request_timeout = o->request_timeout_s ? o->request_timeout_s : 20;
+    if (o->cpu_slots >= 0 && (h->gate = scep_gate_new(slots)) == NULL) {
+        scep_ratelimit_free(h->rl);
+        free(h);
+        return SCEP_E_NOMEM;
+    }
+    scep_service_set_gate(svc, h->gate);
     pthread_mutex_init(&h->cmu, NULL);
     pthread_cond_init(&h->stop_cv, NULL);
     pthread_cond_init(&h->active_cv, NULL);
@@ -728,6 +741,8 @@ scep_http_start(struct scep_service *svc, const struct scep_http_opts *o, struct
     pthread_cond_init(&h->qcv, NULL);
     pthread_cond_init(&h->idle_cv, NULL);
     if ((h->workers = calloc(workers, sizeof(*h->workers))) == NULL) {
+        scep_service_set_gate(svc, NULL);
+        scep_gate_free(h->gate);
         scep_ratelimit_free(h->rl);
         free(h);
         return SCEP_E_NOMEM;
@@ -751,6 +766,8 @@ scep_http_start(struct scep_service *svc, const struct scep_http_opts *o, struct
                  "without root); choose another address or port",
                  o->listen);
         stop_workers(h);
+        scep_service_set_gate(svc, NULL);
+        scep_gate_free(h->gate);
         scep_ratelimit_free(h->rl);
         free(h);
         return SCEP_E_IO;
@@ -810,6 +827,8 @@ scep_http_stop(struct scep_http *h)
     }
     MHD_stop_daemon(h->d);
     stop_workers(h);
+    scep_service_set_gate(h->svc, NULL);
+    scep_gate_free(h->gate);
     scep_ratelimit_free(h->rl);
     pthread_mutex_destroy(&h->cmu);
     pthread_cond_destroy(&h->stop_cv);

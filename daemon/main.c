@@ -67,6 +67,9 @@ usage(FILE *f)
         "  --listen ADDR:PORT   address to serve SCEP on (default " DEFAULT_LISTEN
         "; port 0 picks one)\n"
         "  --threads N          PKIOperation workers (default: four per core)\n"
+        "  --cpu-slots N        of those, how many do CPU work at once, taken in arrival\n"
+        "                       order (default: one per core; 0 = no limit, the kernel\n"
+        "                       shares the cores among all workers)\n"
         "  --max-connections N  open connections in all (default 1024)\n"
         "  --timeout S          close connections idle for S seconds (default 30)\n"
         "  --request-timeout S  close a connection whose request has not arrived whole\n"
@@ -88,6 +91,7 @@ struct opts {
     const char *listen;
     struct scep_init_opts init;
     long long threads;
+    long long cpu_slots;
     long long max_conn;
     long long timeout;
     long long auth_fail_limit;
@@ -115,6 +119,7 @@ enum {
     OPT_REVOKE_RENEW,
     OPT_LISTEN,
     OPT_THREADS,
+    OPT_CPU_SLOTS,
     OPT_MAX_CONN,
     OPT_TIMEOUT,
     OPT_VERBOSE,
@@ -143,6 +148,7 @@ static const struct option longopts[] = {
     {"revoke-on-renewal", no_argument, NULL, OPT_REVOKE_RENEW},
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"cpu-slots", required_argument, NULL, OPT_CPU_SLOTS},
     {"max-connections", required_argument, NULL, OPT_MAX_CONN},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
@@ -173,6 +179,7 @@ parse(int argc, char **argv, int serve, struct opts *o)
 
     memset(o, 0, sizeof(*o));
     o->listen = DEFAULT_LISTEN;
+    o->cpu_slots = -1; /* not given: one per core */
     o->max_conn = 1024;
     o->timeout = 30;
     o->auth_fail_limit = 20;
@@ -243,6 +250,7 @@ parse(int argc, char **argv, int serve, struct opts *o)
             break;
         case OPT_LISTEN:
         case OPT_THREADS:
+        case OPT_CPU_SLOTS:
         case OPT_MAX_CONN:
         case OPT_TIMEOUT:
         case OPT_VERBOSE:
@@ -257,6 +265,9 @@ parse(int argc, char **argv, int serve, struct opts *o)
             if (c == OPT_LISTEN)
                 o->listen = optarg;
             else if (c == OPT_THREADS && number("--threads", optarg, 1, 256, &o->threads) != 0)
+                return -1;
+            else if (c == OPT_CPU_SLOTS &&
+                     number("--cpu-slots", optarg, 0, 256, &o->cpu_slots) != 0)
                 return -1;
             else if (c == OPT_MAX_CONN &&
                      number("--max-connections", optarg, 1, 65536, &o->max_conn) != 0)
@@ -366,6 +377,7 @@ do_serve(const struct opts *o)
     memset(&ho, 0, sizeof(ho));
     ho.listen = o->listen;
     ho.threads = (unsigned)o->threads;
+    ho.cpu_slots = o->cpu_slots < 0 ? 0 : o->cpu_slots == 0 ? -1 : (int)o->cpu_slots;
     ho.conn_limit = (unsigned)o->max_conn;
     ho.per_ip_limit = (unsigned)o->per_ip;
     ho.request_timeout_s = (unsigned)o->request_timeout;

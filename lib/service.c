@@ -31,6 +31,7 @@
 #include "scepd/crl.h"
 #include "scepd/csr.h"
 #include "scepd/der.h"
+#include "scepd/gate.h"
 #include "scepd/issue.h"
 #include "scepd/log.h"
 #include "scepd/oids.h"
@@ -707,6 +708,12 @@ scep_service_endpoint(const struct scep_service *svc, const char *name, size_t l
     return NULL;
 }
 
+void
+scep_service_set_gate(struct scep_service *svc, struct scep_gate *g)
+{
+    svc->gate = g;
+}
+
 struct scep_store *
 scep_service_store(const struct scep_service *svc)
 {
@@ -1121,6 +1128,7 @@ authorize(const struct scep_service *svc, const struct scep_endpoint *ep,
     unsigned char h[32];
     enum scep_err rc;
     char txid[200];
+    int paused;
 
     memset(az, 0, sizeof(*az));
     why[0] = '\0';
@@ -1224,13 +1232,17 @@ authorize(const struct scep_service *svc, const struct scep_endpoint *ep,
         wr.csr_len = csr_len;
         wr.endpoint = ep->name;
         wr.challenge = challenge;
+        paused = scep_gate_pause(svc->gate); /* a network wait, not CPU work */
         rc = scep_webhook_validate(&cfg, &wr, why, whylen);
+        scep_gate_resume(svc->gate, paused);
         OPENSSL_cleanse(challenge, sizeof(challenge));
         snprintf(az->actor, sizeof(az->actor), "webhook");
         return rc;
     }
     case SCEP_MODE_INTUNE:
+        paused = scep_gate_pause(svc->gate);
         rc = scep_intune_validate(ep->intune, txid, csr_b64, why, whylen);
+        scep_gate_resume(svc->gate, paused);
         snprintf(az->actor, sizeof(az->actor), "intune");
         return rc;
     }
@@ -1745,8 +1757,10 @@ authorized:
              */
             char exp[40];
             iso8601((time_t)cr.not_after, exp, sizeof(exp));
+            int paused = scep_gate_pause(svc->gate);
             rc = scep_intune_success(ep->intune, txid, csr_b64, cr.sha1, cr.serial, exp,
                                      ep->ca_subject, why, sizeof(why));
+            scep_gate_resume(svc->gate, paused);
             if (rc != SCEP_OK) {
                 free(subject);
                 free(sans);
@@ -1771,8 +1785,19 @@ authorized:
         rc = scep_store_commit_begin(svc->store, &job, &row, kept, kept_len, &cr,
                                      renewal && ep->revoke_on_renewal ? old_serial : NULL, &x);
         if (rc == SCEP_OK) {
+            int paused;
             reply_success(ep, m, cert, &env, r);
+            /*
+             * The CPU slot is left for the commit's wait and not taken
+             * again: what remains (logging, freeing) is small, and queueing
+             * behind the requests that arrived meanwhile would hold back a
+             * reply that is ready.  Only a serial collision, which issues
+             * again, takes one.
+             */
+            paused = scep_gate_pause(svc->gate);
             rc = scep_store_commit_wait(svc->store, &job);
+            if (rc == SCEP_E_EXISTS)
+                scep_gate_resume(svc->gate, paused);
             if (rc != SCEP_OK) {
                 /* not durable: this reply must never be sent */
                 free(r->owned);

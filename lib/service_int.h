@@ -44,7 +44,8 @@ struct scep_service {
     unsigned char secret[SCEP_SECRET_LEN];
     _Atomic(struct ep_table *) table;
     pthread_mutex_t reload_mu;
-    char public_url[512]; /* base URL for CRL distribution points, or "" */
+    char public_url[512];   /* base URL for CRL distribution points, or "" */
+    struct scep_gate *gate; /* CPU slots of PKIOperations (borrowed), or NULL */
 };
 
 const struct ep_table *svc_tbl(const struct scep_service *svc);

@@ -91,6 +91,7 @@ struct scep_endpoint {
 };
 
 struct scep_service;
+struct scep_gate;
 
 /*
  * Load datadir: database, secret, every endpoint with its CA and RA.
@@ -99,6 +100,13 @@ struct scep_service;
 enum scep_err scep_service_open(const char *datadir, struct scep_service **out, char *errbuf,
                                 size_t errlen) SCEP_WUR;
 void scep_service_free(struct scep_service *svc);
+/*
+ * The gate that limits how many PKIOperations use the CPU at once
+ * (gate.h; borrowed, must outlive the service's use, NULL for none).  The
+ * service leaves the caller's slot while it waits for a durable commit or
+ * a validation service.  Set before requests are served.
+ */
+void scep_service_set_gate(struct scep_service *svc, struct scep_gate *g);
 
 /* Endpoint by URL name; NULL/empty name is the default endpoint.  Borrowed. */
 const struct scep_endpoint *scep_service_endpoint(const struct scep_service *svc, const char *name,
