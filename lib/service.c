@@ -29,6 +29,7 @@
 #include "scepd/certrep.h"
 #include "scepd/challenge.h"
 #include "scepd/crl.h"
+#include "scepd/crt.h"
 #include "scepd/csr.h"
 #include "scepd/der.h"
 #include "scepd/gate.h"
@@ -110,6 +111,7 @@ scep_service_free(struct scep_service *svc)
     if (svc == NULL)
         return;
     table_free(atomic_load(&svc->table));
+    scep_crt_pool_free(svc->crt); /* after every key that uses it */
     pthread_mutex_destroy(&svc->reload_mu);
     scep_store_close(svc->store);
     free(svc->datadir);
@@ -218,6 +220,17 @@ load_key(struct load_ctx *c, X509 *cert, const char *ref, const char *what, EVP_
         return SCEP_E_KEY_FILE;
     }
     warn_key_mode(p);
+    /* its private-key operations may use an idle core for half of their work (crt.h) */
+    {
+        EVP_PKEY *w = NULL;
+        enum scep_err rc = scep_crt_wrap(c->svc->crt, *key, &w);
+        EVP_PKEY_free(*key);
+        *key = w;
+        if (rc != SCEP_OK) {
+            snprintf(c->errbuf, c->errlen, "%s key %s: out of memory preparing it", what, p);
+            return rc;
+        }
+    }
     return SCEP_OK;
 }
 
@@ -659,6 +672,14 @@ scep_service_open(const char *datadir, struct scep_service **out, char *errbuf, 
         goto out;
     }
     pthread_mutex_init(&svc->reload_mu, NULL);
+    {
+        /* a helper per core beyond the first, for the CRT halves (crt.h) */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        if ((svc->crt = scep_crt_pool_new(cores > 1 ? (unsigned)cores - 1 : 0)) == NULL) {
+            rc = SCEP_E_NOMEM;
+            goto out;
+        }
+    }
     if ((rc = scep_path(p, sizeof(p), datadir, SCEP_SECRET_FILE)) != SCEP_OK ||
         (rc = scep_pki_read_file(p, 4096, &sec, &seclen)) != SCEP_OK || seclen != SCEP_SECRET_LEN) {
         snprintf(errbuf, errlen, "%s is missing or damaged; restore it from your backup", p);

@@ -38,14 +38,18 @@ struct ep_table {
     struct ep_table *retired;
 };
 
+struct scep_crt_pool;
+struct scep_gate;
+
 struct scep_service {
     char *datadir;
     struct scep_store *store;
     unsigned char secret[SCEP_SECRET_LEN];
     _Atomic(struct ep_table *) table;
     pthread_mutex_t reload_mu;
-    char public_url[512];   /* base URL for CRL distribution points, or "" */
-    struct scep_gate *gate; /* CPU slots of PKIOperations (borrowed), or NULL */
+    char public_url[512];      /* base URL for CRL distribution points, or "" */
+    struct scep_gate *gate;    /* CPU slots of PKIOperations (borrowed), or NULL */
+    struct scep_crt_pool *crt; /* helpers of the CA and RA keys' private operations (owned) */
 };
 
 const struct ep_table *svc_tbl(const struct scep_service *svc);

@@ -21,7 +21,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 BUILD=${1:-$SRC/build-fuzz}
 SECS=${2:-${FUZZ_SECONDS:-20}}
-TARGETS=${FUZZ_TARGETS:-query csr pkimsg envelope pkimsg_signed certrep certrep_signed token policy answers der}
+TARGETS=${FUZZ_TARGETS:-query csr pkimsg envelope pkimsg_signed certrep certrep_signed token policy answers der crt}
 CC=${CC:-clang-14}
 
 if ! command -v "$CC" >/dev/null; then
