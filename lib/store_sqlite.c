@@ -26,7 +26,7 @@
 #define POOL_MAX 64
 #define BUSY_TIMEOUT_MS 10000
 /* A new database is made at version 1 and migrated like an old one. */
-#define SCHEMA_VERSION_LATEST 6
+#define SCHEMA_VERSION_LATEST 7
 
 struct scep_commit;
 
@@ -156,6 +156,16 @@ static const char *const migrations[] = {
     "CREATE INDEX audit_at ON audit(at);",
     /* 5 -> 6: a pending request keeps the authorization it was made under (for approval) */
     "ALTER TABLE request ADD COLUMN authz TEXT;",
+    /*
+     * 6 -> 7: what the minute's housekeeping deletes is found by its age.
+     * Without these it scanned every settled event (one per issuance, kept
+     * 30 days) inside a write transaction: 0.9 s with 1,000,000 of them,
+     * every minute, while every issuance waited for the lock.
+     */
+    "CREATE INDEX outbox_created ON outbox(created_at);"
+    "CREATE INDEX challenge_expires ON challenge(expires_at);"
+    "CREATE INDEX challenge_used ON challenge(used_at) WHERE used_at IS NOT NULL;"
+    "CREATE INDEX token_nonce_expires ON token_nonce(expires_at);",
 };
 
 static enum scep_err
@@ -2823,41 +2833,70 @@ out:
     return end_write(s, db, rc);
 }
 
+/*
+ * Housekeeping deletes at most PRUNE_CHUNK rows per write transaction, so
+ * the group commit never waits long for the lock (a day of a large
+ * rollout ages out at once), and at most PRUNE_MAX_CHUNKS per call; the
+ * rest goes at the next call.  Each statement reaches its rows through an
+ * index on their age (schema 7; test_store_prune_uses_indexes).
+ */
+#define PRUNE_CHUNK 500
+#define PRUNE_MAX_CHUNKS 200
+
+static const char *const prune_sql[] = {
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox INDEXED BY outbox_created"
+    " WHERE created_at < ?1 AND status IN ('delivered','dead','local') LIMIT ?3)",
+    "DELETE FROM challenge WHERE id IN (SELECT id FROM challenge INDEXED BY challenge_used"
+    " WHERE used_at IS NOT NULL AND used_at < ?1 LIMIT ?3)",
+    "DELETE FROM challenge WHERE id IN (SELECT id FROM challenge INDEXED BY challenge_expires"
+    " WHERE expires_at < ?1 LIMIT ?3)",
+    "DELETE FROM token_nonce WHERE rowid IN (SELECT rowid FROM token_nonce"
+    " INDEXED BY token_nonce_expires WHERE expires_at < ?2 LIMIT ?3)",
+};
+
+const char *
+scep_store_prune_sql(size_t i)
+{
+    return i < sizeof(prune_sql) / sizeof(prune_sql[0]) ? prune_sql[i] : NULL;
+}
+
 enum scep_err
 scep_store_prune(struct scep_store *s, int64_t now, int64_t keep_seconds, int64_t *deleted)
 {
-    static const char *const sql[] = {
-        "DELETE FROM outbox WHERE status IN ('delivered','dead','local') AND created_at < ?1",
-        "DELETE FROM challenge WHERE (used_at IS NOT NULL AND used_at < ?1)"
-        " OR expires_at < ?1",
-        "DELETE FROM token_nonce WHERE expires_at < ?2",
-    };
-    sqlite3 *db = NULL;
-    enum scep_err rc;
+    enum scep_err rc = SCEP_OK;
     int64_t n = 0;
     size_t i;
+    int chunks = 0;
 
     if (deleted != NULL)
         *deleted = 0;
-    if ((rc = begin_write(s, &db)) != SCEP_OK)
-        return rc;
-    for (i = 0; i < sizeof(sql) / sizeof(sql[0]) && rc == SCEP_OK; i++) {
-        sqlite3_stmt *st = NULL;
-        int r = prep(db, sql[i], &st);
-        if (r == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, now - keep_seconds);
-            sqlite3_bind_int64(st, 2, now);
-            r = sqlite3_step(st);
-        }
-        if (r != SQLITE_DONE) {
-            log_sqlite(db, "prune", r);
-            rc = map_rc(r);
-        } else
-            n += sqlite3_changes(db);
-        sqlite3_finalize(st);
+    for (i = 0; i < sizeof(prune_sql) / sizeof(prune_sql[0]) && rc == SCEP_OK; i++) {
+        int changed;
+        do {
+            sqlite3 *db = NULL;
+            sqlite3_stmt *st = NULL;
+            int r;
+            changed = 0;
+            if ((rc = begin_write(s, &db)) != SCEP_OK)
+                break;
+            if ((r = prep(db, prune_sql[i], &st)) == SQLITE_OK) {
+                sqlite3_bind_int64(st, 1, now - keep_seconds);
+                sqlite3_bind_int64(st, 2, now);
+                sqlite3_bind_int64(st, 3, PRUNE_CHUNK);
+                r = sqlite3_step(st);
+            }
+            if (r != SQLITE_DONE) {
+                log_sqlite(db, "prune", r);
+                rc = map_rc(r);
+            } else {
+                changed = sqlite3_changes(db);
+            }
+            sqlite3_finalize(st);
+            if ((rc = end_write(s, db, rc)) == SCEP_OK)
+                n += changed;
+        } while (rc == SCEP_OK && changed == PRUNE_CHUNK && ++chunks < PRUNE_MAX_CHUNKS);
     }
-    rc = end_write(s, db, rc);
-    if (rc == SCEP_OK && deleted != NULL)
+    if (deleted != NULL)
         *deleted = n;
     return rc;
 }

@@ -430,10 +430,14 @@ enum scep_err scep_store_due_events(struct scep_store *s, int64_t now, int limit
  * and one-time challenges that are used or expired, when older than
  * keep_seconds, and token nonces past their token's expiry (a replay of
  * an expired token fails on its expiry anyway).  The audit trail is kept.
- * *deleted (may be NULL) gets the number of rows removed.
+ * At most 500 rows per write transaction (the group commit waits for
+ * none longer than that takes) and 100,000 per call; what is left goes at
+ * the next call.  *deleted (may be NULL) gets the number of rows removed.
  */
 enum scep_err scep_store_prune(struct scep_store *s, int64_t now, int64_t keep_seconds,
                                int64_t *deleted) SCEP_WUR;
+/* The i-th statement prune runs, or NULL past the last (for its query-plan test). */
+const char *scep_store_prune_sql(size_t i);
 /*
  * Delivery outcome: ok -> delivered; else attempts+1 and the next attempt
  * at next_at, or dead when next_at is 0.

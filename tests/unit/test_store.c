@@ -223,6 +223,92 @@ test_store_wal_bounded(void **state)
     assert_true(st.st_size < 16LL * 1024 * 1024);
 }
 
+/*
+ * Every housekeeping statement reaches its rows by an index on their age:
+ * none scans a table or walks all rows of a status (with a million
+ * settled events that held the write lock 0.9 s).
+ */
+static void
+test_store_prune_uses_indexes(void **state)
+{
+    struct fixture *f = *state;
+    char path[512];
+    sqlite3 *db = NULL;
+    const char *sql;
+    size_t i;
+
+    snprintf(path, sizeof(path), "%s/scepd.db", f->dir);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    for (i = 0; (sql = scep_store_prune_sql(i)) != NULL; i++) {
+        char eqp[1024];
+        sqlite3_stmt *st = NULL;
+        int searched = 0;
+        snprintf(eqp, sizeof(eqp), "EXPLAIN QUERY PLAN %s", sql);
+        assert_int_equal(sqlite3_prepare_v2(db, eqp, -1, &st, NULL), SQLITE_OK);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *detail = (const char *)sqlite3_column_text(st, 3);
+            assert_non_null(detail);
+            /* "SCAN t" is a table scan; an index walk reads "SEARCH ... USING ... INDEX" */
+            if (strncmp(detail, "SCAN ", 5) == 0)
+                fail_msg("prune statement %zu scans: %s", i, detail);
+            /* and the index is walked by age, e.g. "USING INDEX outbox_created (created_at<?)";
+             * "USING INDEX outbox_due (status=?)" visited every settled event */
+            searched += strstr(detail, "INDEX") != NULL && strstr(detail, "_at<?)") != NULL;
+        }
+        assert_int_equal(searched, 1);
+        sqlite3_finalize(st);
+    }
+    assert_int_equal(i, 4);
+    sqlite3_close(db);
+}
+
+/* More old rows than one transaction takes: all go, a chunk at a time; newer ones stay. */
+static void
+test_store_prune_in_chunks(void **state)
+{
+    struct fixture *f = *state;
+    struct scep_store *s = scep_service_store(f->svc);
+    char path[512];
+    sqlite3 *db = NULL;
+    int64_t now = (int64_t)time(NULL), n = -1;
+    sqlite3_stmt *st = NULL;
+    int i, left = -1;
+
+    snprintf(path, sizeof(path), "%s/scepd.db", f->dir);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO outbox(created_at, endpoint_id, kind, "
+                                        "payload, status, next_attempt_at) "
+                                        "VALUES (?, 1, 'success', '{}', ?, 0)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    for (i = 0; i < 1300; i++) {
+        /* 1200 old settled, 50 old but still pending, 50 recent settled */
+        sqlite3_bind_int64(st, 1, i < 1250 ? now - 1000 : now);
+        sqlite3_bind_text(st, 2,
+                          i < 1200   ? (i % 2 ? "local" : "delivered")
+                          : i < 1250 ? "pending"
+                                     : "dead",
+                          -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+
+    assert_int_equal(scep_store_prune(s, now, 500, &n), SCEP_OK);
+    assert_int_equal(n, 1200);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM outbox", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    left = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    assert_int_equal(left, 100);
+    sqlite3_close(db);
+}
+
 int
 main(void)
 {
@@ -232,6 +318,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_store_durability_pragmas, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_store_prune, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_store_prune_uses_indexes, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_store_prune_in_chunks, fixture_setup,
+                                        fixture_teardown),
         cmocka_unit_test_setup_teardown(test_store_wal_bounded, fixture_setup, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
