@@ -38,4 +38,14 @@ enum scep_err scep_admin_start(struct scep_service *svc, const char *datadir,
                                struct scep_admin **out, char *errbuf, size_t errlen) SCEP_WUR;
 void scep_admin_stop(struct scep_admin *a);
 
+/*
+ * The RSA code path (rsapath.c): mode "auto" measures OpenSSL's choice
+ * against its AVX2 path with datadir's RA key and executes scepd again
+ * (argv) with the faster one; "openssl" keeps OpenSSL's; "avx2" forces
+ * AVX2.  Returns 0 to go on serving in this image.
+ */
+int scepd_rsa_path_apply(const char *mode, const char *datadir, char **argv);
+/* `scepd rsa-speed KEYFILE MS`: signs per second with KEYFILE, printed. */
+int scepd_rsa_speed_main(int argc, char **argv);
+
 #endif
