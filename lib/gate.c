@@ -114,24 +114,11 @@ scep_gate_resume(struct scep_gate *g, int paused)
         scep_gate_enter(g);
 }
 
-unsigned
-scep_gate_busy(struct scep_gate *g)
+void
+scep_gate_counts(struct scep_gate *g, unsigned *busy, unsigned *waiting)
 {
-    unsigned n;
-
     pthread_mutex_lock(&g->mu);
-    n = g->busy;
+    *busy = g->busy;
+    *waiting = g->waiting;
     pthread_mutex_unlock(&g->mu);
-    return n;
-}
-
-unsigned
-scep_gate_waiting(struct scep_gate *g)
-{
-    unsigned n;
-
-    pthread_mutex_lock(&g->mu);
-    n = g->waiting;
-    pthread_mutex_unlock(&g->mu);
-    return n;
 }

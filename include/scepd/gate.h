@@ -40,7 +40,6 @@ int scep_gate_pause(struct scep_gate *g);
 void scep_gate_resume(struct scep_gate *g, int paused);
 
 /* Slots in use now, and threads waiting for one (for metrics and tests). */
-unsigned scep_gate_busy(struct scep_gate *g);
-unsigned scep_gate_waiting(struct scep_gate *g);
+void scep_gate_counts(struct scep_gate *g, unsigned *busy, unsigned *waiting);
 
 #endif
