@@ -380,17 +380,9 @@ worker_main(void *arg)
         r->next = NULL;
         pthread_mutex_unlock(&h->qmu);
         /* the service leaves the slot itself while it waits for its commit */
-        struct timespec a, b, cc;
-        clock_gettime(CLOCK_MONOTONIC, &a);
         scep_gate_enter(h->gate);
-        clock_gettime(CLOCK_MONOTONIC, &b);
         scep_service_pkioperation(h->svc, r->ep, r->msg, r->msglen, &r->res);
         scep_gate_leave(h->gate);
-        clock_gettime(CLOCK_MONOTONIC, &cc);
-        fprintf(stderr, "HDBG queue=%.2f gate=%.2f svc=%.2f\n",
-          (a.tv_sec-r->t0.tv_sec)*1e3+(a.tv_nsec-r->t0.tv_nsec)/1e6,
-          (b.tv_sec-a.tv_sec)*1e3+(b.tv_nsec-a.tv_nsec)/1e6,
-          (cc.tv_sec-b.tv_sec)*1e3+(cc.tv_nsec-b.tv_nsec)/1e6);
         /* From the resume on, the connection's thread owns r again (and may free it). */
         c = r->c;
         MHD_resume_connection(c);

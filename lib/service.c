@@ -1558,9 +1558,6 @@ refused(const struct scep_service *svc, const struct scep_endpoint *ep, const st
     free(ev);
 }
 
-_Thread_local double T[16]; _Thread_local int TN;
-static double tnow(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec*1e3+t.tv_nsec/1e6;}
-#define MARK() (T[TN++ & 15] = tnow())
 static void
 pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const struct scep_pkimsg *m,
         struct scep_result *r)
@@ -1599,12 +1596,10 @@ pkcsreq(const struct scep_service *svc, const struct scep_endpoint *ep, const st
         rc = rc == SCEP_E_NO_ENTRY || rc == SCEP_E_RENEWAL_SIGNER ? SCEP_E_RENEWAL_SIGNER : rc;
         goto fail;
     }
-    MARK();
     nkeys = decrypt_keys(ep, keys);
     if ((rc = scep_pkimsg_decrypt(m, keys, nkeys, ep->allow_des, &inner, &innerlen, &env)) !=
         SCEP_OK)
         goto fail;
-    MARK();
     /* Key policy first: no work is spent on a 16384-bit or odd key (matrix C19). */
     if ((rc = scep_csr_parse(inner, innerlen, &req)) != SCEP_OK ||
         (rc = scep_csr_check_key(req)) != SCEP_OK || (rc = scep_csr_verify_self(req)) != SCEP_OK)
@@ -1759,7 +1754,6 @@ authorized:
         cert = NULL;
         OPENSSL_free(cert_der);
         cert_der = NULL;
-        MARK();
         if ((rc = issue_for(svc, ep, req, &az, m->txid, m->txid_len, &cert, &cert_der, &cr,
                             &subject, &sans, &prof)) != SCEP_OK)
             goto fail;
@@ -1813,9 +1807,7 @@ authorized:
                                      renewal && ep->revoke_on_renewal ? old_serial : NULL, &x);
         if (rc == SCEP_OK) {
             int paused;
-            MARK();
             reply_success(ep, m, cert, &env, r);
-            MARK();
             /*
              * The CPU slot is left for the commit's wait and not taken
              * again: what remains (logging, freeing) is small, and queueing
@@ -1825,8 +1817,6 @@ authorized:
              */
             paused = scep_gate_pause(svc->gate);
             rc = scep_store_commit_wait(svc->store, &job);
-            MARK();
-            fprintf(stderr, "TDBG parse=%.2f our=%.2f decrypt=%.2f checks=%.2f issue=%.2f reply=%.2f commitwait=%.2f\n", T[1]-T[0], T[2]-T[1], T[3]-T[2], T[4]-T[3], T[5]-T[4], T[6]-T[5], T[7]-T[6]);
             if (rc == SCEP_E_EXISTS)
                 scep_gate_resume(svc->gate, paused);
             if (rc != SCEP_OK) {
@@ -2164,9 +2154,7 @@ scep_service_pkioperation(const struct scep_service *svc, const struct scep_endp
     enum scep_err rc;
 
     result_init(r);
-    TN = 0; MARK();
     rc = scep_pkimsg_parse(der, len, &m);
-    MARK();
     if (rc != SCEP_OK) {
         scep_service_http_error(rc, r);
         goto out;
