@@ -55,8 +55,11 @@ CORES=$(nproc)
 # The floor is the fastest RSA-2048 signing OpenSSL offers here: its own choice of
 # code path, or its AVX2 path (OPENSSL_ia32cap=:~0x80100), which scepd serves with
 # when it measures faster at start (daemon/rsapath.c).
-speed() { OPENSSL_ia32cap="$1" openssl speed -seconds 3 rsa2048 2>/dev/null | awk '/^rsa 2048/ {print $6}'; }
-SIGNS_OPENSSL=$(env -u OPENSSL_ia32cap openssl speed -seconds 3 rsa2048 2>/dev/null | awk '/^rsa 2048/ {print $6}')
+speed() { # [OPENSSL_ia32cap]: signs/s per core, the variable unset when not given
+    env -u OPENSSL_ia32cap ${1:+OPENSSL_ia32cap=$1} openssl speed -seconds 3 rsa2048 2>/dev/null |
+        awk '/^rsa 2048/ {print $6}'
+}
+SIGNS_OPENSSL=$(speed)
 SIGNS_AVX2=$(speed ":~0x80100")
 SIGNS=$(python3 -c "print(max($SIGNS_OPENSSL, $SIGNS_AVX2))")
 FLOOR=$(python3 -c "print(round($SIGNS * $CORES / 3))")

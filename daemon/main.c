@@ -96,7 +96,7 @@ struct opts {
     const char *listen;
     struct scep_init_opts init;
     long long threads;
-    long long cpu_slots;
+    long long cpu_slots; /* as scep_http_opts has it: 0 one per core, -1 no limit */
     const char *rsa_path;
     char **argv; /* serve's own, to execute again with (rsapath.c) */
     long long max_conn;
@@ -188,7 +188,6 @@ parse(int argc, char **argv, int serve, struct opts *o)
 
     memset(o, 0, sizeof(*o));
     o->listen = DEFAULT_LISTEN;
-    o->cpu_slots = -1; /* not given: one per core */
     o->rsa_path = "auto";
     o->max_conn = 1024;
     o->timeout = 30;
@@ -287,11 +286,13 @@ parse(int argc, char **argv, int serve, struct opts *o)
                     return -1;
                 }
                 o->rsa_path = optarg;
-            } else if (c == OPT_CPU_SLOTS &&
-                       number("--cpu-slots", optarg, 0, 256, &o->cpu_slots) != 0)
-                return -1;
-            else if (c == OPT_MAX_CONN &&
-                     number("--max-connections", optarg, 1, 65536, &o->max_conn) != 0)
+            } else if (c == OPT_CPU_SLOTS) {
+                if (number("--cpu-slots", optarg, 0, 256, &o->cpu_slots) != 0)
+                    return -1;
+                if (o->cpu_slots == 0)
+                    o->cpu_slots = -1; /* 0 on the command line: no limit (scep_http_opts) */
+            } else if (c == OPT_MAX_CONN &&
+                       number("--max-connections", optarg, 1, 65536, &o->max_conn) != 0)
                 return -1;
             else if (c == OPT_TIMEOUT && number("--timeout", optarg, 1, 3600, &o->timeout) != 0)
                 return -1;
@@ -400,7 +401,7 @@ do_serve(const struct opts *o)
     memset(&ho, 0, sizeof(ho));
     ho.listen = o->listen;
     ho.threads = (unsigned)o->threads;
-    ho.cpu_slots = o->cpu_slots < 0 ? 0 : o->cpu_slots == 0 ? -1 : (int)o->cpu_slots;
+    ho.cpu_slots = (int)o->cpu_slots;
     ho.conn_limit = (unsigned)o->max_conn;
     ho.per_ip_limit = (unsigned)o->per_ip;
     ho.request_timeout_s = (unsigned)o->request_timeout;

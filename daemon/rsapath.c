@@ -35,6 +35,7 @@
 #include "scepd/log.h"
 #include "scepd/num.h"
 #include "scepd/pki.h"
+#include "scepd/setup.h"
 
 /*
  * How much faster AVX2 must measure to be chosen.  Small: on the machines
@@ -190,7 +191,10 @@ scepd_rsa_path_apply(const char *mode, const char *datadir, char **argv)
             return 0;
         }
         self[n] = '\0';
-        snprintf(keyfile, sizeof(keyfile), "%s/ra.key", datadir);
+        if (scep_path(keyfile, sizeof(keyfile), datadir, SCEP_RA_KEY_FILE) != SCEP_OK) {
+            scep_log(SCEP_LOG_WARN, "main", "rsa path=openssl reason=\"data path too long\"");
+            return 0;
+        }
         for (i = 0; i < 2; i++) {
             double a = child_speed(self, keyfile, NULL),
                    b = child_speed(self, keyfile, RSA_PATH_AVX2_CAP);

@@ -45,7 +45,11 @@ void scep_crt_pool_free(struct scep_crt_pool *p);
  */
 enum scep_err scep_crt_wrap(struct scep_crt_pool *p, EVP_PKEY *key, EVP_PKEY **out) SCEP_WUR;
 
-/* Private-key operations so far: with the helper, and by the caller alone. */
+/*
+ * Private-key operations so far: split (the mod-q half lent to a helper,
+ * whoever then ran it) and alone (OpenSSL's own code: the cores were busy,
+ * or a split result did not check and was computed again).
+ */
 void scep_crt_pool_counts(struct scep_crt_pool *p, unsigned long *split, unsigned long *alone);
 
 #endif
