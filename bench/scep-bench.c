@@ -149,6 +149,9 @@ on_body(char *p, size_t size, size_t n, void *arg)
     return add;
 }
 
+/* The transfer error of this thread's last http() call, for messages. */
+static _Thread_local CURLcode last_cc;
+
 /* One HTTP exchange on handle c; 0 ok (status 200), -1 otherwise. */
 static int
 http(CURL *c, const char *url, const unsigned char *post, size_t postlen, struct body *b,
@@ -168,6 +171,7 @@ http(CURL *c, const char *url, const unsigned char *post, size_t postlen, struct
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     }
     cc = curl_easy_perform(c);
+    last_cc = cc;
     *status = 0;
     if (cc != CURLE_OK)
         return -1;
@@ -218,8 +222,14 @@ fetch_ra(const char *url)
 
     snprintf(u, sizeof(u), "%s?operation=GetCACert", url);
     if (c == NULL || http(c, u, NULL, 0, &b, &status) != 0) {
-        fprintf(stderr, "scep-bench: GetCACert from %s failed (HTTP %ld); is the URL right?\n", url,
-                status);
+        if (status != 0)
+            fprintf(stderr,
+                    "scep-bench: GetCACert from %s failed (HTTP status %ld); is the URL right?\n",
+                    url, status);
+        else
+            fprintf(stderr,
+                    "scep-bench: GetCACert from %s failed (%s); is the server running there?\n",
+                    url, c == NULL ? "no curl handle" : curl_easy_strerror(last_cc));
         goto out;
     }
     p = b.d;
@@ -367,8 +377,11 @@ send_worker(void *arg)
                 rc = http(c, url, it->der, it->der_len, &b, &status);
             it->ms = now_ms() - t0;
             if (rc != 0) {
-                char st[48];
-                snprintf(st, sizeof(st), "HTTP status %ld", status);
+                char st[160];
+                if (status == 0)
+                    snprintf(st, sizeof(st), "no HTTP reply: %s", curl_easy_strerror(last_cc));
+                else
+                    snprintf(st, sizeof(st), "HTTP status %ld", status);
                 report_error(r, it->txid, st);
             } else {
                 /*

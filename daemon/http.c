@@ -752,14 +752,18 @@ scep_http_start(struct scep_service *svc, const struct scep_http_opts *o, struct
             break; /* fewer workers; with none, connections' threads do the work */
         h->nworkers++;
     }
+    /*
+     * No MHD_OPTION_LISTENING_ADDRESS_REUSE: MHD's default SO_REUSEADDR lets
+     * a restart bind at once, and without SO_REUSEPORT a second server on
+     * the same address fails here instead of silently sharing connections.
+     */
     h->d = MHD_start_daemon(
         flags, 0, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, cores, MHD_OPTION_CONNECTION_LIMIT, o->conn_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        o->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->mem_limit,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_URI_LOG_CALLBACK, uri_cb, h,
-        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h, MHD_OPTION_NOTIFY_CONNECTION, conn_cb, h,
-        MHD_OPTION_END);
+        o->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->mem_limit, MHD_OPTION_URI_LOG_CALLBACK,
+        uri_cb, h, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h, MHD_OPTION_NOTIFY_CONNECTION,
+        conn_cb, h, MHD_OPTION_END);
     if (h->d == NULL) {
         snprintf(errbuf, errlen,
                  "--listen %s: cannot listen (address in use, not local, or a port below 1024 "

@@ -368,7 +368,7 @@ do_serve(const struct opts *o)
     struct scep_http_opts ho;
     char err[512];
     sigset_t set;
-    int sig, rc = 1;
+    int sig, rc = 1, lock_fd = -1;
     enum scep_err e;
 
     if (o->verbose)
@@ -387,6 +387,14 @@ do_serve(const struct opts *o)
     }
     /* before any thread: this may execute scepd again with the faster RSA code path */
     (void)scepd_rsa_path_apply(o->rsa_path, o->data, o->argv);
+    /* after it (a lock taken before would be held twice by the one process), before the database */
+    {
+        long holder;
+        if ((e = scep_setup_lock(o->data, &lock_fd, &holder, err, sizeof(err))) != SCEP_OK) {
+            fprintf(stderr, "scepd: %s\n", err);
+            return 1;
+        }
+    }
     /* Signals are taken by sigwait below; worker threads never see them. */
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -457,6 +465,7 @@ out:
     scep_admin_stop(admin);
     scep_http_stop(http);
     scep_service_free(svc);
+    close(lock_fd); /* last: nothing of ours uses DIR any more */
     return rc;
 }
 

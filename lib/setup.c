@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +41,58 @@ scep_setup_is_initialised(const char *datadir)
     struct stat st;
 
     return scep_path(p, sizeof(p), datadir, SCEP_DB_FILE) == SCEP_OK && stat(p, &st) == 0;
+}
+
+enum scep_err
+scep_setup_lock(const char *datadir, int *fd_out, long *holder, char *errbuf, size_t errlen)
+{
+    char p[PATH_MAX], pid[32];
+    enum scep_err rc;
+    ssize_t n;
+    int fd;
+
+    *fd_out = -1;
+    *holder = 0;
+    if ((rc = scep_path(p, sizeof(p), datadir, SCEP_LOCK_FILE)) != SCEP_OK) {
+        snprintf(errbuf, errlen, "the data directory's path is too long");
+        return rc;
+    }
+    if ((fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+        snprintf(errbuf, errlen, "cannot open %s: %s; scepd needs to write in its data directory",
+                 p, strerror(errno));
+        return SCEP_E_IO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        if (err == EWOULDBLOCK) {
+            n = pread(fd, pid, sizeof(pid) - 1, 0);
+            pid[n > 0 ? n : 0] = '\0';
+            *holder = strtol(pid, NULL, 10);
+            if (*holder > 0)
+                snprintf(errbuf, errlen,
+                         "another scepd (pid %ld) is serving %s; stop it first, or give each "
+                         "scepd its own data directory",
+                         *holder, datadir);
+            else
+                snprintf(errbuf, errlen,
+                         "another scepd is serving %s; stop it first, or give each scepd its own "
+                         "data directory",
+                         datadir);
+            close(fd);
+            return SCEP_E_EXISTS;
+        }
+        snprintf(errbuf, errlen, "cannot lock %s: %s", p, strerror(err));
+        close(fd);
+        return SCEP_E_IO;
+    }
+    n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        snprintf(errbuf, errlen, "cannot write %s: %s", p, strerror(errno));
+        close(fd);
+        return SCEP_E_IO;
+    }
+    *fd_out = fd;
+    return SCEP_OK;
 }
 
 int

@@ -7,6 +7,7 @@
  * DIR/secret.key      32 random bytes: the HMAC key for challenges (0600)
  * DIR/admin.token     bearer token of the admin API (0600)
  * DIR/admin.sock      the admin API's unix socket while scepd serves
+ * DIR/scepd.lock      locked (flock) by the one scepd serving DIR; its pid
  *
  * Everything is built in a sibling temporary directory and renamed into
  * place at the end, so a crash never leaves a half-made DIR behind.
@@ -26,6 +27,7 @@
 #define SCEP_SECRET_FILE "secret.key"
 #define SCEP_TOKEN_FILE "admin.token"
 #define SCEP_SOCK_FILE "admin.sock"
+#define SCEP_LOCK_FILE "scepd.lock"
 #define SCEP_DEFAULT_ENDPOINT "default"
 #define SCEP_GENERATED_CHALLENGE_LEN 32
 
@@ -60,6 +62,16 @@ enum scep_err scep_setup_init(const struct scep_init_opts *opts, char *challenge
 int scep_setup_is_initialised(const char *datadir);
 /* 1 when datadir does not exist or is an empty directory. */
 int scep_setup_is_empty(const char *datadir);
+
+/*
+ * Take DIR/scepd.lock for this process: one scepd serves a data directory
+ * (two would each keep their own caches, rate limits and admin socket over
+ * one database).  *fd_out stays open for the process's life (close-on-exec;
+ * the lock goes with the process).  SCEP_E_EXISTS when another process
+ * holds it, with its pid in *holder (0 if unknown); errbuf says what to do.
+ */
+enum scep_err scep_setup_lock(const char *datadir, int *fd_out, long *holder, char *errbuf,
+                              size_t errlen) SCEP_WUR;
 
 /* dir + "/" + name into buf; SCEP_E_TOO_LARGE when it does not fit. */
 enum scep_err scep_path(char *buf, size_t len, const char *dir, const char *name) SCEP_WUR;

@@ -88,6 +88,25 @@ if [[ $(stat -c %a "$D/admin.sock") == 600 && $(stat -c %a "$D/ca.key") == 600 &
 if grep -qa "$CHALLENGE" "$SCEPD_LOG" "$D"/scepd.db*; then fail no-challenge-at-rest "challenge found in log or db"; else
     pass no-challenge-at-rest; fi
 
+# One scepd per data directory, and one per address: a second is refused
+# and the first goes on serving (SO_REUSEPORT once let two share the port).
+rc=0
+msg=$(timeout 30 "$SCEPD" serve --data "$D" --listen "127.0.0.1:$(free_port)" 2>&1) || rc=$?
+if [[ $rc == 1 && $msg == *"another scepd (pid $SCEPD_PID) is serving $D"* ]]; then
+    pass second-serve-same-data-refused
+else fail second-serve-same-data-refused "rc=$rc: $(tail -2 <<<"$msg")"; fi
+rc=0
+msg=$(timeout 30 "$SCEPD" serve --data "$WORK/other" --challenge "$CHALLENGE" \
+    --listen "127.0.0.1:$SCEPD_PORT" 2>&1) || rc=$?
+if [[ $rc == 1 && $msg == *"--listen 127.0.0.1:$SCEPD_PORT: cannot listen"* ]]; then
+    pass second-serve-same-port-refused
+else fail second-serve-same-port-refused "rc=$rc: $(tail -2 <<<"$msg")"; fi
+code=$(curl -s -o /dev/null -w '%{http_code}' "$SCEPD_URL?operation=GetCACaps" || true)
+if [[ $code == 200 ]] && kill -0 "$SCEPD_PID"; then pass first-serve-unaffected; else
+    fail first-serve-unaffected "GetCACaps HTTP $code"; fi
+
+stop_scepd
+start_scepd "$D" && pass lock-released-on-stop
 stop_scepd
 rc=0
 msg=$("$SCEPCTL" --data "$D" certs list 2>&1) || rc=$?

@@ -7,8 +7,10 @@
  */
 #include "testutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -1407,11 +1409,48 @@ test_service_template_profile(void **state)
     X509_REQ_free(csr);
 }
 
+/* One scepd per data directory: a second lock is refused with the holder's pid, then free. */
+static void
+test_setup_lock_one_holder(void **state)
+{
+    struct fixture *f = *state;
+    char err[512], p[512], missing[300];
+    int fd = -1, fd2 = -1;
+    long holder = -1;
+    FILE *fp;
+    long written = 0;
+
+    assert_int_equal(scep_setup_lock(f->dir, &fd, &holder, err, sizeof(err)), SCEP_OK);
+    assert_true(fd >= 0);
+    snprintf(p, sizeof(p), "%s/%s", f->dir, SCEP_LOCK_FILE);
+    fp = fopen(p, "r");
+    assert_non_null(fp);
+    assert_int_equal(fscanf(fp, "%ld", &written), 1);
+    fclose(fp);
+    assert_int_equal(written, (long)getpid());
+    /* flock is per open file: a second open in this same process is refused too */
+    assert_int_equal(scep_setup_lock(f->dir, &fd2, &holder, err, sizeof(err)), SCEP_E_EXISTS);
+    assert_int_equal(fd2, -1);
+    assert_int_equal(holder, (long)getpid());
+    assert_non_null(strstr(err, "another scepd (pid"));
+    assert_non_null(strstr(err, f->dir));
+    close(fd);
+    assert_int_equal(scep_setup_lock(f->dir, &fd2, &holder, err, sizeof(err)), SCEP_OK);
+    close(fd2);
+
+    snprintf(missing, sizeof(missing), "%s/no-such-dir", f->dir);
+    assert_int_equal(scep_setup_lock(missing, &fd, &holder, err, sizeof(err)), SCEP_E_IO);
+    assert_int_equal(fd, -1);
+    assert_non_null(strstr(err, "cannot open"));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_service_pkcsreq_success, fixture_setup,
+                                        fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_setup_lock_one_holder, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_service_pkcsreq_ciphers, fixture_setup,
                                         fixture_teardown),
