@@ -22,6 +22,7 @@
 #include <cpuid.h>
 #include <errno.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,7 +167,15 @@ scepd_rsa_path_apply(const char *mode, const char *datadir, char **argv)
     int i;
 
     if (marker != NULL) {
-        /* decided before this image was executed (or by an earlier scepd in this environment) */
+        /*
+         * Decided before this image was executed (or by an earlier scepd in
+         * this environment).  Executed as /proc/self/exe, the process would
+         * be named "exe" in ps, top and pidof; it keeps the name it was
+         * started with (its threads take it from here).
+         */
+        const char *base = argv != NULL && argv[0] != NULL ? strrchr(argv[0], '/') : NULL;
+        base = base != NULL ? base + 1 : (argv != NULL && argv[0] != NULL ? argv[0] : "scepd");
+        (void)prctl(PR_SET_NAME, base[0] != '\0' ? base : "scepd", 0, 0, 0);
         scep_log(SCEP_LOG_INFO, "main", "rsa %s", marker);
         return 0;
     }

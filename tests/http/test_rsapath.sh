@@ -83,6 +83,11 @@ if [[ $both == 1 ]]; then
     if [[ $LINE == *"path=avx2 chosen_by=--rsa-path"* && $CAP == ":~0x80100" ]]; then
         pass avx2-forced
     else fail avx2-forced "line '$LINE', OPENSSL_ia32cap '$CAP'"; fi
+    # executed again as /proc/self/exe, it keeps its name for ps, top and pidof
+    name=$(cat "/proc/$SCEPD_PID/comm")
+    others=$(cat /proc/"$SCEPD_PID"/task/*/comm | grep -c '^exe$' || true)
+    if [[ $name == "$(basename "$SCEPD")" && $others == 0 ]]; then pass avx2-keeps-name; else
+        fail avx2-keeps-name "comm '$name', $others threads named exe"; fi
     enrolls avx2
     stop_scepd
 fi
