@@ -251,6 +251,17 @@ acquire(struct scep_store *s, sqlite3 **db)
     return conn_open(s->path, SQLITE_OPEN_READWRITE, db);
 }
 
+/* Close a pooled connection with the statements it kept (prep_kept). */
+static void
+conn_close(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+
+    while ((st = sqlite3_next_stmt(db, NULL)) != NULL)
+        sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 static void
 release(struct scep_store *s, sqlite3 *db)
 {
@@ -262,7 +273,8 @@ release(struct scep_store *s, sqlite3 *db)
         db = NULL;
     }
     pthread_mutex_unlock(&s->mu);
-    sqlite3_close(db);
+    if (db != NULL)
+        conn_close(db);
 }
 
 static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st);
@@ -389,7 +401,7 @@ scep_store_close(struct scep_store *s)
         sqlite3_finalize(s->wst[i]);
     sqlite3_close(s->wdb);
     for (i = 0; i < s->nfree; i++)
-        sqlite3_close(s->free_conns[i]);
+        conn_close(s->free_conns[i]);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->wmu);
     pthread_cond_destroy(&s->wcond);
@@ -406,6 +418,40 @@ prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
     if (rc != SQLITE_OK)
         log_sqlite(db, "prepare", rc);
     return rc;
+}
+
+/*
+ * For the lookups every enrollment makes: the statement stays prepared on
+ * its pooled connection (compiling it was most of the lookup's CPU), found
+ * again by its text among the connection's idle statements.  Give it back
+ * with unprep(), never sqlite3_finalize(); conn_close() finalizes it.  Only
+ * for a statement nothing else runs on the connection while it is held.
+ */
+static int
+prep_kept(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    sqlite3_stmt *p = NULL;
+    int rc;
+
+    while ((p = sqlite3_next_stmt(db, p)) != NULL) {
+        if (!sqlite3_stmt_busy(p) && strcmp(sqlite3_sql(p), sql) == 0) {
+            *st = p;
+            return SQLITE_OK;
+        }
+    }
+    if ((rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL)) != SQLITE_OK)
+        log_sqlite(db, "prepare", rc);
+    return rc;
+}
+
+/* Give a prep_kept() statement back: its read transaction ends, its bindings go. */
+static void
+unprep(sqlite3_stmt *st)
+{
+    if (st != NULL) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
 }
 
 enum scep_err
@@ -799,11 +845,11 @@ scep_store_find_request(struct scep_store *s, int64_t endpoint_id, const unsigne
         return SCEP_E_INVALID_ARG;
     if ((rc = acquire(s, &db)) != SCEP_OK)
         return rc;
-    r = prep(db,
-             "SELECT r.id, r.key_hash, r.csr_hash, r.msgtype, r.status, r.serial, c.der,"
-             " r.reject_reason FROM request r LEFT JOIN certificate c ON c.serial = r.serial"
-             " WHERE r.endpoint_id = ? AND r.txid = ?",
-             &st);
+    r = prep_kept(db,
+                  "SELECT r.id, r.key_hash, r.csr_hash, r.msgtype, r.status, r.serial, c.der,"
+                  " r.reject_reason FROM request r LEFT JOIN certificate c ON c.serial = r.serial"
+                  " WHERE r.endpoint_id = ? AND r.txid = ?",
+                  &st);
     if (r != SQLITE_OK) {
         rc = map_rc(r);
         goto out;
@@ -841,7 +887,7 @@ scep_store_find_request(struct scep_store *s, int64_t endpoint_id, const unsigne
     }
     rc = SCEP_OK;
 out:
-    sqlite3_finalize(st);
+    unprep(st);
     release(s, db);
     return rc;
 }

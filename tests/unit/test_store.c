@@ -183,8 +183,84 @@ wal_worker_main(void *arg)
         cert.der_len = sizeof(blob);
         if (scep_store_commit_issuance(s, &req, blob, sizeof(blob), &cert) != SCEP_OK)
             w->failed++;
+        /*
+         * and the lookup every enrollment makes, whose statement stays
+         * prepared on its connection: left holding a read transaction, it
+         * would stop the checkpoints and the WAL would grow
+         */
+        {
+            struct scep_request_row got;
+            if (scep_store_find_request(s, w->f->ep->id, (const unsigned char *)txid, strlen(txid),
+                                        &got, NULL, NULL) != SCEP_OK ||
+                strcmp(got.serial, serial) != 0)
+                w->failed++;
+        }
     }
     return NULL;
+}
+
+/*
+ * The lookup's statement is kept prepared per pooled connection: every
+ * call binds its own values and sees every commit before it, found or not,
+ * from several threads (each on its own connection) at once.
+ */
+struct lookup_worker {
+    struct fixture *f;
+    int id, failed;
+};
+
+static void *
+lookup_worker_main(void *arg)
+{
+    struct lookup_worker *w = arg;
+    struct scep_store *s = scep_service_store(w->f->svc);
+    int i;
+
+    for (i = 0; i < 300; i++) {
+        struct scep_request_row req, got;
+        struct scep_cert_row cert;
+        char txid[32], serial[32], other[32];
+        unsigned char *der = NULL;
+        size_t derlen = 0;
+        snprintf(txid, sizeof(txid), "lk-%d-%d", w->id, i);
+        snprintf(other, sizeof(other), "lk-%d-%d", w->id, i + 1);
+        snprintf(serial, sizeof(serial), "%02x%06x", w->id + 0x40, i);
+        rows(w->f, txid, serial, &req, &cert);
+        /* not yet there, then there with its certificate, then the next one not yet */
+        if (scep_store_find_request(s, w->f->ep->id, (const unsigned char *)txid, strlen(txid),
+                                    &got, NULL, NULL) != SCEP_E_NO_ENTRY ||
+            scep_store_commit_issuance(s, &req, (const unsigned char *)"csr", 3, &cert) !=
+                SCEP_OK ||
+            scep_store_find_request(s, w->f->ep->id, (const unsigned char *)txid, strlen(txid),
+                                    &got, &der, &derlen) != SCEP_OK ||
+            strcmp(got.serial, serial) != 0 || derlen != 3 || got.status != SCEP_REQ_ISSUED ||
+            scep_store_find_request(s, w->f->ep->id, (const unsigned char *)other, strlen(other),
+                                    &got, NULL, NULL) != SCEP_E_NO_ENTRY)
+            w->failed++;
+        free(der);
+    }
+    return NULL;
+}
+
+static void
+test_store_lookup_kept_statement(void **state)
+{
+    struct fixture *f = *state;
+    struct lookup_worker w[4];
+    pthread_t th[4];
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        w[i].f = f;
+        w[i].id = i;
+        w[i].failed = 0;
+        assert_int_equal(pthread_create(&th[i], NULL, lookup_worker_main, &w[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failed, 0);
+    }
+    assert_int_equal(test_cert_count(f), 1200);
 }
 
 /*
@@ -323,6 +399,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_store_prune_in_chunks, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_store_wal_bounded, fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_store_lookup_kept_statement, fixture_setup,
+                                        fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
