@@ -192,6 +192,7 @@ reaper_main(void *arg)
     struct scep_http *h = arg;
     struct timespec ts;
 
+    (void)pthread_setname_np(pthread_self(), "scepd-reaper");
     pthread_mutex_lock(&h->cmu);
     while (!h->stopping) {
         struct conn *k;
@@ -365,6 +366,7 @@ worker_main(void *arg)
 {
     struct scep_http *h = arg;
 
+    (void)pthread_setname_np(pthread_self(), "scepd-worker");
     pthread_mutex_lock(&h->qmu);
     for (;;) {
         struct req *r;

@@ -91,6 +91,8 @@ helper_main(void *arg)
     struct scep_crt_pool *p = arg;
     BN_CTX *ctx = BN_CTX_secure_new();
 
+    (void)pthread_setname_np(pthread_self(), "scepd-crt"); /* top -H, perf, gdb */
+
     pthread_mutex_lock(&p->mu);
     for (;;) {
         struct job *j;

@@ -1289,6 +1289,7 @@ ckpt_main(void *arg)
     struct scep_store *s = arg;
     int r;
 
+    (void)pthread_setname_np(pthread_self(), "scepd-ckpt");
     pthread_mutex_lock(&s->wmu);
     for (;;) {
         /* After a pass, the next waits for the writer's share (writer_checkpoint). */
@@ -1339,6 +1340,7 @@ writer_main(void *arg)
 {
     struct scep_store *s = arg;
 
+    (void)pthread_setname_np(pthread_self(), "scepd-writer");
     pthread_mutex_lock(&s->wmu);
     for (;;) {
         struct scep_commit *batch, *j;

@@ -88,6 +88,11 @@ if [[ $(stat -c %a "$D/admin.sock") == 600 && $(stat -c %a "$D/ca.key") == 600 &
 if grep -qa "$CHALLENGE" "$SCEPD_LOG" "$D"/scepd.db*; then fail no-challenge-at-rest "challenge found in log or db"; else
     pass no-challenge-at-rest; fi
 
+# Its threads are named for what they do (top -H, perf, gdb)
+names=$(cat /proc/"$SCEPD_PID"/task/*/comm | sort -u | tr '\n' ' ')
+if [[ $names == *scepd-worker* && $names == *scepd-writer* && $names == *scepd-ckpt* &&
+    $names == *scepd-reaper* ]]; then pass thread-names; else fail thread-names "$names"; fi
+
 # One scepd per data directory, and one per address: a second is refused
 # and the first goes on serving (SO_REUSEPORT once let two share the port).
 rc=0
