@@ -54,7 +54,8 @@ for line in open(sys.argv[1]):
     rows.setdefault(d, []).append(dict(re.findall(r"(\w+)=([\d.]+)", rest)))
 med = lambda d, k: statistics.median(float(r[k]) for r in rows[d])
 e, f = med("empty", "rate"), med("full", "rate")
-print("empty: %.0f/s p99 %.2f ms, peak RSS %s kB" % (e, med("empty", "p99"), sys.argv[2]))
-print("%s certificates: %.0f/s p99 %.2f ms, peak RSS %s kB" % (sys.argv[4], f, med("full", "p99"), sys.argv[3]))
+worst = lambda d: max(float(r.get("max", "nan")) for r in rows[d])  # slowest request of all rounds
+print("empty: %.0f/s p99 %.2f ms, slowest %.0f ms, peak RSS %s kB" % (e, med("empty", "p99"), worst("empty"), sys.argv[2]))
+print("%s certificates: %.0f/s p99 %.2f ms, slowest %.0f ms, peak RSS %s kB" % (sys.argv[4], f, med("full", "p99"), worst("full"), sys.argv[3]))
 print("seeded/empty = %.1f%%" % (100 * f / e))
 PY
