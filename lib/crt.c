@@ -19,11 +19,24 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/rsa.h>
 
 #include "scepd/crt.h"
+#include "scepd/log.h"
+
+/*
+ * The measurement of SCEP_CRT_AUTO: ROUNDS alternating rounds of OPS
+ * operations each way, the fastest round of each compared (the least
+ * disturbed by whatever else the machine does); split must win by MARGIN.
+ * About 25 ms for an RSA-2048 key, once per key size.
+ */
+#define MEASURE_ROUNDS 5
+#define MEASURE_OPS 4
+#define MEASURE_MARGIN 1.10
+#define MAX_SIZES 8
 
 enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 
@@ -50,6 +63,10 @@ struct scep_crt_pool {
     atomic_uint halves; /* exponentiations running now in private operations of our keys */
     atomic_ulong split, alone;
     RSA_METHOD *meth;
+    enum scep_crt_mode mode;
+    pthread_mutex_t choice_mu; /* sizes, nsizes */
+    struct scep_crt_choice sizes[MAX_SIZES];
+    unsigned nsizes;
 };
 
 /* Per wrapped key: its pool and Montgomery contexts (read only once made). */
@@ -266,6 +283,103 @@ crt_mod_exp(BIGNUM *r0, const BIGNUM *I, RSA *rsa, BN_CTX *ctx)
     return openssl(r0, I, rsa, ctx);
 }
 
+static double
+now_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/*
+ * c: one exponentiation of rsa (wrapped, k its context), OpenSSL's own and
+ * split, on a random input below n.  0 when an operation failed or the
+ * cores were taken (split_ms stays 0 then).
+ */
+static int
+measure(RSA *rsa, struct keyctx *k, struct scep_crt_choice *c)
+{
+    int (*openssl)(BIGNUM *, const BIGNUM *, RSA *, BN_CTX *) =
+        RSA_meth_get_mod_exp(RSA_PKCS1_OpenSSL());
+    const BIGNUM *n;
+    BN_CTX *ctx = BN_CTX_secure_new();
+    BIGNUM *in = BN_new(), *r = BN_new();
+    double best_o = 0, best_s = 0, t;
+    int round, i, ok = ctx != NULL && in != NULL && r != NULL;
+
+    RSA_get0_key(rsa, &n, NULL, NULL);
+    ok = ok && BN_rand_range(in, n);
+    for (round = 0; ok && round < MEASURE_ROUNDS; round++) {
+        t = now_ms();
+        for (i = 0; ok && i < MEASURE_OPS; i++)
+            ok = openssl(r, in, rsa, ctx);
+        t = (now_ms() - t) / MEASURE_OPS;
+        if (best_o == 0 || t < best_o)
+            best_o = t;
+        if (!ok || !claim_two(k->pool)) {
+            ok = 0;
+            break;
+        }
+        t = now_ms();
+        for (i = 0; ok && i < MEASURE_OPS; i++)
+            ok = split_mod_exp(r, in, rsa, k, ctx);
+        t = (now_ms() - t) / MEASURE_OPS;
+        atomic_fetch_sub(&k->pool->halves, 2);
+        if (best_s == 0 || t < best_s)
+            best_s = t;
+    }
+    BN_CTX_free(ctx);
+    BN_clear_free(in);
+    BN_clear_free(r);
+    c->openssl_ms = best_o;
+    c->split_ms = ok ? best_s : 0;
+    return ok;
+}
+
+/*
+ * Whether keys of rsa's size are to be split: measured on the first (rsa,
+ * wrapped, with k), remembered for the others.  The mutex also keeps two
+ * measurements from sharing the helpers.
+ */
+static int
+split_pays(struct scep_crt_pool *p, RSA *rsa, struct keyctx *k)
+{
+    struct scep_crt_choice c;
+    int bits = RSA_bits(rsa), measured;
+    unsigned i;
+
+    if (p->mode != SCEP_CRT_AUTO)
+        return p->mode == SCEP_CRT_SPLIT;
+    pthread_mutex_lock(&p->choice_mu);
+    for (i = 0; i < p->nsizes; i++)
+        if (p->sizes[i].bits == bits) {
+            int split = p->sizes[i].split;
+            p->sizes[i].keys++;
+            pthread_mutex_unlock(&p->choice_mu);
+            return split;
+        }
+    memset(&c, 0, sizeof(c));
+    c.bits = bits;
+    c.keys = 1;
+    measured = measure(rsa, k, &c);
+    c.split = measured && c.split_ms * MEASURE_MARGIN < c.openssl_ms;
+    if (p->nsizes < MAX_SIZES)
+        p->sizes[p->nsizes++] = c;
+    pthread_mutex_unlock(&p->choice_mu);
+    if (measured)
+        scep_log(SCEP_LOG_INFO, "crt",
+                 "rsa-%d split=%s openssl_ms=%.3f split_ms=%.3f (one exponentiation, fastest of "
+                 "%d rounds)",
+                 bits, c.split ? "yes" : "no", c.openssl_ms, c.split_ms, MEASURE_ROUNDS);
+    else
+        scep_log(SCEP_LOG_WARN, "crt",
+                 "rsa-%d split=no reason=\"not measurable: an operation failed or the cores were "
+                 "busy\"",
+                 bits);
+    return c.split;
+}
+
 static void
 keyctx_free(struct keyctx *k)
 {
@@ -288,7 +402,7 @@ crt_finish(RSA *rsa)
 }
 
 struct scep_crt_pool *
-scep_crt_pool_new(unsigned helpers)
+scep_crt_pool_new(unsigned helpers, enum scep_crt_mode mode)
 {
     struct scep_crt_pool *p = calloc(1, sizeof(*p));
     unsigned i;
@@ -296,7 +410,9 @@ scep_crt_pool_new(unsigned helpers)
     if (p == NULL)
         return NULL;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->choice_mu, NULL);
     pthread_cond_init(&p->work, NULL);
+    p->mode = mode;
     p->cores = helpers + 1;
     if (helpers > 0) {
         if ((p->meth = RSA_meth_dup(RSA_PKCS1_OpenSSL())) == NULL ||
@@ -334,6 +450,7 @@ scep_crt_pool_free(struct scep_crt_pool *p)
     free(p->threads);
     RSA_meth_free(p->meth);
     pthread_cond_destroy(&p->work);
+    pthread_mutex_destroy(&p->choice_mu);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -379,15 +496,10 @@ scep_crt_wrap(struct scep_crt_pool *p, EVP_PKEY *key, EVP_PKEY **out)
         RSA_get0_factors(src, &fp, &fq);
         RSA_get0_crt_params(src, &dmp1, &dmq1, &iqmp);
     }
-    if (p == NULL || p->nthreads == 0 || src == NULL || e == NULL || d == NULL || fp == NULL ||
-        fq == NULL || dmp1 == NULL || dmq1 == NULL || iqmp == NULL ||
-        RSA_get_multi_prime_extra_count(src) != 0) {
-        /* nothing to gain: the key as it is */
-        if (!EVP_PKEY_up_ref(key))
-            return SCEP_E_INTERNAL;
-        *out = key;
-        return SCEP_OK;
-    }
+    if (p == NULL || p->nthreads == 0 || p->mode == SCEP_CRT_OFF || src == NULL || e == NULL ||
+        d == NULL || fp == NULL || fq == NULL || dmp1 == NULL || dmq1 == NULL || iqmp == NULL ||
+        RSA_get_multi_prime_extra_count(src) != 0)
+        goto as_it_is;
     if ((ctx = BN_CTX_new()) == NULL || (k = calloc(1, sizeof(*k))) == NULL)
         goto out;
     k->pool = p;
@@ -399,6 +511,11 @@ scep_crt_wrap(struct scep_crt_pool *p, EVP_PKEY *key, EVP_PKEY **out)
     if (!RSA_set_app_data(rsa, k))
         goto out;
     k = NULL; /* the key's now: crt_finish frees it */
+    if (!split_pays(p, rsa, RSA_get_app_data(rsa))) {
+        RSA_free(rsa);
+        BN_CTX_free(ctx);
+        goto as_it_is;
+    }
     if ((pk = EVP_PKEY_new()) == NULL || !EVP_PKEY_assign_RSA(pk, rsa))
         goto out;
     rsa = NULL; /* pk's now */
@@ -411,6 +528,12 @@ out:
     keyctx_free(k);
     BN_CTX_free(ctx);
     return rc;
+as_it_is:
+    /* nothing to gain: the key as it is */
+    if (!EVP_PKEY_up_ref(key))
+        return SCEP_E_INTERNAL;
+    *out = key;
+    return SCEP_OK;
 }
 
 void
@@ -418,4 +541,20 @@ scep_crt_pool_counts(struct scep_crt_pool *p, unsigned long *split, unsigned lon
 {
     *split = atomic_load(&p->split);
     *alone = atomic_load(&p->alone);
+}
+
+int
+scep_crt_pool_choice(struct scep_crt_pool *p, int bits, struct scep_crt_choice *out)
+{
+    unsigned i;
+    int found = 0;
+
+    pthread_mutex_lock(&p->choice_mu);
+    for (i = 0; i < p->nsizes && !found; i++)
+        if (p->sizes[i].bits == bits) {
+            *out = p->sizes[i];
+            found = 1;
+        }
+    pthread_mutex_unlock(&p->choice_mu);
+    return found;
 }

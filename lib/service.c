@@ -675,7 +675,8 @@ scep_service_open(const char *datadir, struct scep_service **out, char *errbuf, 
     {
         /* a helper per core beyond the first, for the CRT halves (crt.h) */
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        if ((svc->crt = scep_crt_pool_new(cores > 1 ? (unsigned)cores - 1 : 0)) == NULL) {
+        if ((svc->crt = scep_crt_pool_new(cores > 1 ? (unsigned)cores - 1 : 0, SCEP_CRT_AUTO)) ==
+            NULL) {
             rc = SCEP_E_NOMEM;
             goto out;
         }

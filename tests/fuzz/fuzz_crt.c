@@ -53,7 +53,7 @@ setup(void)
 
     plain[0] = k->ra_key;
     plain[1] = k->ca_key;
-    check((pool = scep_crt_pool_new(1)) != NULL, "pool");
+    check((pool = scep_crt_pool_new(1, SCEP_CRT_SPLIT)) != NULL, "pool");
     for (i = 0; i < 2; i++) {
         check(scep_crt_wrap(pool, plain[i], &wrapped[i]) == SCEP_OK, "wrap");
         check(wrapped[i] != plain[i], "the test keys are RSA with CRT parameters");

@@ -4,7 +4,10 @@
  * so they are compared, not just verified), for signing, PKCS#1 v1.5 and
  * OAEP decryption and raw inputs at the edges; a key with a wrong CRT
  * exponent still gives the right signature (the check catches the fault);
- * many threads at once; keys with nothing to gain pass through.
+ * many threads at once; keys with nothing to gain pass through; the
+ * automatic mode measures once per key size, remembers what it found, and
+ * whichever it chose, the key signs as OpenSSL does.  (Which it chooses
+ * depends on the machine, so no test asserts it.)
  */
 #undef OPENSSL_NO_DEPRECATED
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -82,7 +85,7 @@ wrapped(struct scep_crt_pool *p, EVP_PKEY *key)
 static void
 test_crt_sign_equal(void **state)
 {
-    struct scep_crt_pool *p = scep_crt_pool_new(1);
+    struct scep_crt_pool *p = scep_crt_pool_new(1, SCEP_CRT_SPLIT);
     unsigned long split, alone;
     int i, m;
 
@@ -111,7 +114,7 @@ test_crt_sign_equal(void **state)
 static void
 test_crt_decrypt_equal(void **state)
 {
-    struct scep_crt_pool *p = scep_crt_pool_new(1);
+    struct scep_crt_pool *p = scep_crt_pool_new(1, SCEP_CRT_SPLIT);
     EVP_PKEY *w;
     static const int pads[] = {RSA_PKCS1_PADDING, RSA_PKCS1_OAEP_PADDING};
     size_t i;
@@ -148,7 +151,7 @@ test_crt_decrypt_equal(void **state)
 static void
 test_crt_raw_edge_inputs(void **state)
 {
-    struct scep_crt_pool *p = scep_crt_pool_new(1);
+    struct scep_crt_pool *p = scep_crt_pool_new(1, SCEP_CRT_SPLIT);
     EVP_PKEY *w;
     const RSA *rsa = EVP_PKEY_get0_RSA(test_key(4));
     const BIGNUM *n = NULL;
@@ -198,7 +201,7 @@ test_crt_raw_edge_inputs(void **state)
 static void
 test_crt_fault_is_checked(void **state)
 {
-    struct scep_crt_pool *p = scep_crt_pool_new(1);
+    struct scep_crt_pool *p = scep_crt_pool_new(1, SCEP_CRT_SPLIT);
     RSA *bad = RSAPrivateKey_dup(EVP_PKEY_get0_RSA(test_key(5)));
     const BIGNUM *dmp1, *dmq1, *iqmp;
     BIGNUM *d1, *d2, *ip;
@@ -261,7 +264,7 @@ conc_thread(void *arg)
 static void
 test_crt_concurrent(void **state)
 {
-    struct scep_crt_pool *p = scep_crt_pool_new(1);
+    struct scep_crt_pool *p = scep_crt_pool_new(1, SCEP_CRT_SPLIT);
     struct conc c[4];
     pthread_t t[4];
     unsigned char msg[16] = "concurrent", expect[512];
@@ -296,7 +299,8 @@ test_crt_concurrent(void **state)
 static void
 test_crt_wrap_passthrough(void **state)
 {
-    struct scep_crt_pool *p = scep_crt_pool_new(1), *none = scep_crt_pool_new(0);
+    struct scep_crt_pool *p = scep_crt_pool_new(1, SCEP_CRT_SPLIT),
+                         *none = scep_crt_pool_new(0, SCEP_CRT_SPLIT);
     EVP_PKEY *ec = EVP_EC_gen("P-256"), *out = NULL;
 
     (void)state;
@@ -323,7 +327,7 @@ test_crt_wrap_passthrough(void **state)
 static void
 test_crt_wrap_outlives_original(void **state)
 {
-    struct scep_crt_pool *p = scep_crt_pool_new(1);
+    struct scep_crt_pool *p = scep_crt_pool_new(1, SCEP_CRT_SPLIT);
     EVP_PKEY *orig = EVP_PKEY_dup(test_key(7)), *w;
     unsigned char msg[8] = "own", a[512], b[512];
     size_t la, lb;
@@ -341,6 +345,96 @@ test_crt_wrap_outlives_original(void **state)
     scep_crt_pool_free(p);
 }
 
+/* The key a wrap gave for key signs exactly as key does. */
+static void
+assert_signs_like(EVP_PKEY *w, EVP_PKEY *key)
+{
+    unsigned char msg[32] = "same", a[1024], b[1024];
+    size_t la = sign(key, msg, sizeof(msg), a, sizeof(a));
+    size_t lb = sign(w, msg, sizeof(msg), b, sizeof(b));
+
+    assert_int_equal(la, lb);
+    assert_memory_equal(a, b, la);
+}
+
+/*
+ * SCEP_CRT_AUTO: the first RSA-2048 key is measured, and the choice is
+ * recorded with both figures; a second key of the size is wrapped (or not)
+ * the same way without a new entry; another size is measured on its own;
+ * an EC key is never measured.  Every key signs as OpenSSL does.
+ */
+static void
+test_crt_auto_measures_once_per_size(void **state)
+{
+    struct scep_crt_pool *p = scep_crt_pool_new(1, SCEP_CRT_AUTO);
+    struct scep_crt_choice c, c2, c3;
+    EVP_PKEY *w1 = NULL, *w2 = NULL, *w3 = NULL, *k3 = NULL, *ec = EVP_EC_gen("P-256"), *we = NULL;
+    unsigned long split, alone;
+
+    (void)state;
+    assert_non_null(p);
+    assert_non_null(ec);
+    assert_int_equal(scep_crt_pool_choice(p, 2048, &c), 0); /* nothing measured yet */
+    assert_int_equal(scep_crt_wrap(p, test_key(0), &w1), SCEP_OK);
+    assert_int_equal(scep_crt_pool_choice(p, 2048, &c), 1);
+    assert_int_equal(c.bits, 2048);
+    assert_int_equal(c.keys, 1);
+    assert_true(c.openssl_ms > 0);
+    assert_true(c.split_ms > 0); /* the helper was idle: both were measured */
+    assert_int_equal(c.split, c.split_ms * 1.10 < c.openssl_ms);
+    assert_int_equal(c.split, w1 != test_key(0)); /* wrapped exactly when split won */
+    assert_int_equal(EVP_PKEY_eq(w1, test_key(0)), 1);
+    assert_signs_like(w1, test_key(0));
+
+    assert_int_equal(scep_crt_wrap(p, test_key(1), &w2), SCEP_OK);
+    assert_int_equal(c.split, w2 != test_key(1)); /* the same choice, not measured again */
+    assert_int_equal(scep_crt_pool_choice(p, 2048, &c2), 1);
+    assert_int_equal(c2.keys, 2);
+    c2.keys = 1;
+    assert_memory_equal(&c, &c2, sizeof(c)); /* the first measurement's figures */
+    assert_signs_like(w2, test_key(1));
+
+    assert_non_null(k3 = EVP_RSA_gen(1024)); /* another size (scepd itself refuses 1024) */
+    assert_int_equal(scep_crt_pool_choice(p, 1024, &c3), 0);
+    assert_int_equal(scep_crt_wrap(p, k3, &w3), SCEP_OK);
+    assert_int_equal(scep_crt_pool_choice(p, 1024, &c3), 1);
+    assert_int_equal(c3.bits, 1024);
+    assert_int_equal(c3.split, w3 != k3);
+    assert_signs_like(w3, k3);
+
+    assert_int_equal(scep_crt_wrap(p, ec, &we), SCEP_OK);
+    assert_ptr_equal(we, ec);
+    assert_int_equal(scep_crt_pool_choice(p, 256, &c3), 0);
+
+    /* the measurements are not counted as the keys' operations */
+    scep_crt_pool_counts(p, &split, &alone);
+    assert_int_equal(split + alone, (unsigned long)(c.split ? 2 : 0) + (c3.split ? 1 : 0));
+    EVP_PKEY_free(w1);
+    EVP_PKEY_free(w2);
+    EVP_PKEY_free(w3);
+    EVP_PKEY_free(k3);
+    EVP_PKEY_free(we);
+    EVP_PKEY_free(ec);
+    scep_crt_pool_free(p);
+}
+
+/* SCEP_CRT_OFF wraps nothing and measures nothing. */
+static void
+test_crt_off_wraps_nothing(void **state)
+{
+    struct scep_crt_pool *p = scep_crt_pool_new(1, SCEP_CRT_OFF);
+    struct scep_crt_choice c;
+    EVP_PKEY *out = NULL;
+
+    (void)state;
+    assert_non_null(p);
+    assert_int_equal(scep_crt_wrap(p, test_key(2), &out), SCEP_OK);
+    assert_ptr_equal(out, test_key(2));
+    assert_int_equal(scep_crt_pool_choice(p, 2048, &c), 0);
+    EVP_PKEY_free(out);
+    scep_crt_pool_free(p);
+}
+
 int
 main(void)
 {
@@ -352,6 +446,8 @@ main(void)
         cmocka_unit_test(test_crt_concurrent),
         cmocka_unit_test(test_crt_wrap_passthrough),
         cmocka_unit_test(test_crt_wrap_outlives_original),
+        cmocka_unit_test(test_crt_auto_measures_once_per_size),
+        cmocka_unit_test(test_crt_off_wraps_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
