@@ -17,10 +17,17 @@ CHALLENGE="rsapath-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 D="$WORK/data"
 init_scepd "$D" "$CHALLENGE"
 
-# CPUs with both paths (AVX2, BMI2, ADX) are the ones where a choice is made.
+# CPUs with both paths (AVX2, BMI2, ADX) are the ones where a choice is made,
+# unless they have AVX-512 IFMA, which OpenSSL signs RSA-2048 with on either
+# (the test's RA key is RSA-2048): then OpenSSL's is kept without measuring.
 both=0
 if grep -qw avx2 /proc/cpuinfo && grep -qw bmi2 /proc/cpuinfo && grep -qw adx /proc/cpuinfo; then
     both=1
+fi
+ifma=0
+if grep -qw avx512f /proc/cpuinfo && grep -qw avx512dq /proc/cpuinfo &&
+    grep -qw avx512ifma /proc/cpuinfo && grep -qw avx512vl /proc/cpuinfo; then
+    ifma=1
 fi
 
 rc=0
@@ -64,9 +71,12 @@ enrolls() {
 serve_with auto ""
 if [[ $both == 0 && $LINE == *'path=openssl reason="one path on this CPU"'* && -z $CAP ]]; then
     pass auto-choice
-elif [[ $both == 1 && $LINE == *"path=avx2 chosen_by=measurement"* && $CAP == ":~0x80100" ]]; then
+elif [[ $both == 1 && $ifma == 1 && $LINE == *'path=openssl reason="AVX-512 IFMA:'* && -z $CAP ]]; then
     pass auto-choice
-elif [[ $both == 1 && $LINE == *"path=openssl chosen_by=measurement"* && -z $CAP ]]; then
+elif [[ $both == 1 && $ifma == 0 && $LINE == *"path=avx2 chosen_by=measurement"* &&
+    $CAP == ":~0x80100" ]]; then
+    pass auto-choice
+elif [[ $both == 1 && $ifma == 0 && $LINE == *"path=openssl chosen_by=measurement"* && -z $CAP ]]; then
     pass auto-choice
 else fail auto-choice "line '$LINE', OPENSSL_ia32cap '$CAP'"; fi
 log "auto: $LINE"
